@@ -1,0 +1,120 @@
+// e2s::Package — a folder of model files on a local disk or a remote store,
+// fetched into a local cache on demand. Mirrors Earth2Studio's
+// earth2studio.models.auto.Package.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace e2s {
+
+// How remote files are kept on local disk.
+struct CacheOptions {
+  // Folder the package's files are cached in.
+  // Default: Package::default_cache("packages/<name>-<hash of root>").
+  std::filesystem::path cache_storage;
+  // Keep each file's own name and sub-folders under cache_storage; when false,
+  // each file is stored flat under the lowercase hex SHA-256 of its key.
+  // Default: true.
+  bool same_names = true;
+  // Age after which a cached file is fetched again. Default: one year.
+  std::chrono::seconds expiry_time{31622400};
+};
+
+// How failed requests are retried (connection errors, 408, 429, 5xx).
+struct RetryOptions {
+  // Attempts per request, the first included. Default: 5.
+  int max_attempts = 5;
+  // Backoff before the first retry; doubles each time, with full jitter.
+  // Default: 500 ms.
+  std::chrono::milliseconds initial_backoff{500};
+  // Upper bound of one backoff, and of an honoured Retry-After. Default: 30 s.
+  std::chrono::milliseconds max_backoff{30000};
+};
+
+// A progress event for one file being downloaded.
+struct Progress {
+  std::string file;                     // file path inside the package
+  std::uint64_t bytes_done = 0;         // bytes received so far
+  std::optional<std::uint64_t> bytes_total;  // size when the server announced it
+  bool finished = false;                // true on the last event for this file
+};
+// Called from the downloading thread; keep it cheap.
+using ProgressCallback = std::function<void(const Progress&)>;
+
+struct PackageOptions {
+  // Cache remote files locally. Local roots are never cached (files are used
+  // in place). Default: on for remote roots.
+  std::optional<bool> cache;
+  CacheOptions cache_options;
+  // Overall limit of one file transfer. Default: Package::default_timeout().
+  std::chrono::seconds timeout{0};
+  // Abort a transfer that received no byte for this long. Default: 30 s, or
+  // `timeout` when that is shorter.
+  std::chrono::seconds stall_timeout{30};
+  // Read size for open() and streaming. Default: Package::default_blocksize().
+  std::size_t block_size = 0;
+  RetryOptions retry;
+  // Never touch the network: serve from the cache or fail with
+  // Errc::offline_miss. Default: false.
+  bool offline = false;
+  // Receives download progress. Default: none.
+  ProgressCallback progress;
+};
+
+// A file in a package listing.
+struct FileEntry {
+  std::string path;                  // relative to the package root, '/'-separated
+  std::optional<std::uint64_t> size;
+};
+
+// Thread safety: a Package may be used from several threads at once.
+class Package {
+ public:
+  // Parses and validates `root` (plain path, file://, http://, https://,
+  // hf://, ngc://models/..., s3://, gs://). Performs no I/O beyond reading
+  // the environment. Throws Error(invalid_uri) for malformed roots.
+  explicit Package(std::string root, PackageOptions options = {});
+  ~Package();
+  Package(Package&&) noexcept;
+  Package& operator=(Package&&) noexcept;
+
+  // Absolute local path of `file_path` (relative to the root, '/'-separated),
+  // downloading it into the cache first when it is remote and not cached.
+  // Throws Error: invalid_uri when file_path escapes the package, not_found,
+  // unauthorized, timeout, network, integrity, offline_miss, io, unsupported.
+  std::filesystem::path resolve(std::string_view file_path);
+
+  // A binary reader over the (cached) file. Same errors as resolve().
+  std::unique_ptr<std::istream> open(std::string_view file_path);
+
+  [[deprecated("use resolve")]] std::filesystem::path get(std::string_view file_path);
+
+  // The root as given to the constructor.
+  const std::string& root() const noexcept;
+  // The folder remote files are cached in (empty for local roots).
+  const std::filesystem::path& cache() const noexcept;
+  const PackageOptions& options() const noexcept;
+
+  // EARTH2STUDIO_MODEL_CACHE, else EARTH2STUDIO_CACHE, else
+  // ~/.cache/earth2studio; joined with `sub`.
+  static std::filesystem::path default_cache(std::string_view sub = "");
+  // EARTH2STUDIO_PACKAGE_TIMEOUT seconds; 300 when unset or invalid.
+  static std::chrono::seconds default_timeout();
+  // 1 MiB.
+  static std::size_t default_blocksize() noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace e2s

@@ -1,0 +1,88 @@
+// The HTTP(S) client: the only code that talks to libcurl. One call = one
+// attempt; retry decisions are made by the caller (transfer/retry.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace e2s::detail::http {
+
+struct Request {
+  std::string method = "GET";             // "GET" or "HEAD"
+  std::string url;
+  std::vector<std::string> headers;       // "Name: value"; never logged
+  std::optional<std::uint64_t> range_begin;  // sends Range: bytes=begin-[end]
+  std::optional<std::uint64_t> range_end;    // inclusive; open-ended when absent
+  bool follow_redirects = true;           // at most 10, http/https only
+};
+
+struct Response {
+  int status = 0;
+  std::string effective_url;                   // after redirects
+  std::map<std::string, std::string> headers;  // of the final response; names lowercased
+  std::string error_body;                      // first 64 KiB of a non-2xx body
+
+  // Value of header `lowercase_name`, "" when absent.
+  const std::string& header(const std::string& lowercase_name) const;
+};
+
+// How the attempt ended at the transport level.
+enum class Transport {
+  ok,                 // a complete response was received (any status)
+  timeout,            // overall or stall timeout
+  connect_failed,     // DNS, refused, unreachable
+  interrupted,        // connection reset or closed mid-response, body shorter than announced
+  tls,                // certificate or handshake failure
+  too_many_redirects, // more than 10, or to a scheme other than http/https
+  aborted,            // the sink returned false
+  other,
+};
+
+struct Result {
+  Transport transport = Transport::other;
+  std::string detail;        // curl's message for transport failures
+  Response response;         // status 0 when no response arrived
+  std::uint64_t body_bytes = 0;  // bytes handed to the sink
+};
+
+// Receives the body of a 2xx response in order; return false to abort.
+using BodySink = std::function<bool(const char* data, std::size_t size)>;
+
+struct ClientOptions {
+  // Overall limit of one request. Default: 300 s.
+  std::chrono::seconds timeout{300};
+  // Abort when no byte arrived for this long. Default: 30 s.
+  std::chrono::seconds stall_timeout{30};
+  // Limit of the TCP+TLS connect. Default: 30 s.
+  std::chrono::seconds connect_timeout{30};
+};
+
+// Thread-safe. Keeps idle connections for reuse between calls.
+class Client {
+ public:
+  explicit Client(ClientOptions options = {});
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Performs one request. Never throws for network or HTTP failures: they are
+  // reported in Result. Body bytes of 2xx responses go to `sink` (may be empty
+  // for HEAD); bodies of other statuses are kept in Response::error_body.
+  Result perform(const Request& request, const BodySink& sink = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "e2s/<version> libcurl/<version>"
+std::string user_agent();
+
+}  // namespace e2s::detail::http
