@@ -1,1 +1,147 @@
-int main() { return 0; }
+// The `e2s` command: resolve and read files of model packages.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <string>
+#include <vector>
+
+#include "e2s/e2s.hpp"
+#include "progress_bar.hpp"
+
+namespace {
+
+struct GlobalOptions {
+  std::string cache_dir;
+  long timeout_seconds = 0;
+  bool quiet = false;
+  bool verbose = false;
+};
+
+void configure_logging(const GlobalOptions& global) {
+  // Logs go to stderr: stdout carries only results (paths, file bytes).
+  auto logger = spdlog::stderr_color_mt("e2s");
+  logger->set_pattern("e2s: %l: %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(global.verbose ? spdlog::level::debug
+                    : global.quiet ? spdlog::level::err
+                                   : spdlog::level::warn);
+}
+
+e2s::PackageOptions package_options(const GlobalOptions& global, e2s::cli::ProgressBar& bar) {
+  e2s::PackageOptions options;
+  if (global.timeout_seconds > 0) options.timeout = std::chrono::seconds(global.timeout_seconds);
+  if (bar.enabled()) options.progress = [&bar](const e2s::Progress& p) { bar.update(p); };
+  return options;
+}
+
+int fail(const std::string& message, int status) {
+  std::fprintf(stderr, "e2s: error: %s\n", message.c_str());
+  return status;
+}
+
+int run_resolve(const GlobalOptions& global, const std::string& root,
+                const std::vector<std::string>& files) {
+  e2s::cli::ProgressBar bar(stderr, !global.quiet && ::isatty(STDERR_FILENO));
+  e2s::Package package(root, package_options(global, bar));
+  std::vector<std::string> paths;
+  paths.reserve(files.size());
+  for (const std::string& file : files) paths.push_back(package.resolve(file).string());
+  bar.clear();
+  // Paths are printed only once all resolved, so a script never reads a
+  // partial list from a command that failed.
+  for (const std::string& path : paths) std::printf("%s\n", path.c_str());
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
+int run_cat(const GlobalOptions& global, const std::string& root, const std::string& file) {
+  e2s::cli::ProgressBar bar(stderr, !global.quiet && ::isatty(STDERR_FILENO));
+  e2s::Package package(root, package_options(global, bar));
+  auto in = package.open(file);
+  bar.clear();
+  std::vector<char> buffer(package.options().block_size);
+  while (*in) {
+    in->read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto count = static_cast<std::size_t>(in->gcount());
+    if (count > 0 && std::fwrite(buffer.data(), 1, count, stdout) != count) {
+      return fail(std::string("cannot write to stdout: ") + std::strerror(errno), 1);
+    }
+  }
+  if (in->bad()) return fail("read error on the cached copy of " + file, 1);
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "e2s: fetch model package files into a verified local cache.\n"
+      "A package root is a folder: a local path, file://, http(s)://, hf://, ngc://models/..., "
+      "s3:// or gs://.",
+      "e2s"};
+  app.set_version_flag("--version", std::string("e2s ") + e2s::kVersion);
+  app.require_subcommand(1);
+
+  GlobalOptions global;
+  app.add_option("--cache-dir", global.cache_dir,
+                 "Cache root (overrides EARTH2STUDIO_MODEL_CACHE / EARTH2STUDIO_CACHE)");
+  app.add_option("--timeout", global.timeout_seconds,
+                 "Overall limit of one file transfer in seconds (default: "
+                 "EARTH2STUDIO_PACKAGE_TIMEOUT or 300)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("-q,--quiet", global.quiet, "No progress bar, errors only");
+  app.add_flag("-v,--verbose", global.verbose, "Log what e2s does (cache hits, requests, retries)");
+  app.footer(
+      "Exit status: 0 ok; 2 usage or invalid URI/path; 3 not found; 4 unauthorized or forbidden;\n"
+      "5 network failure or timeout after retries; 6 integrity (size or hash mismatch);\n"
+      "7 offline and not cached; 1 anything else.");
+
+  std::string root;
+  std::vector<std::string> files;
+  CLI::App* resolve = app.add_subcommand(
+      "resolve", "Print the local path of each FILE of package ROOT, one per line, in order, "
+                 "downloading what is not cached");
+  resolve->fallthrough();
+  resolve->add_option("ROOT", root, "Package root")->required();
+  resolve->add_option("FILE", files, "File paths relative to ROOT")->required();
+
+  std::string cat_file;
+  CLI::App* cat = app.add_subcommand("cat", "Write the bytes of FILE of package ROOT to stdout");
+  cat->fallthrough();
+  cat->add_option("ROOT", root, "Package root")->required();
+  cat->add_option("FILE", cat_file, "File path relative to ROOT")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return fail(std::string(e.what()) + "; run 'e2s --help' for usage", 2);
+  }
+
+  configure_logging(global);
+  if (!global.cache_dir.empty()) {
+    // The library reads its cache root from the environment in one place;
+    // the flag overrides it for this process alone.
+    ::setenv("EARTH2STUDIO_MODEL_CACHE", global.cache_dir.c_str(), 1);
+  }
+
+  try {
+    if (resolve->parsed()) return run_resolve(global, root, files);
+    return run_cat(global, root, cat_file);
+  } catch (const e2s::Error& e) {
+    return fail(e.what(), e2s::exit_status(e.code()));
+  } catch (const std::exception& e) {
+    return fail(e.what(), 1);
+  }
+}

@@ -1,1 +1,165 @@
-// placeholder
+#include <fstream>
+#include <mutex>
+#include <spdlog/spdlog.h>
+
+#include "cache/cache.hpp"
+#include "e2s/error.hpp"
+#include "e2s/package.hpp"
+#include "http/client.hpp"
+#include "stores/store.hpp"
+#include "transfer/download.hpp"
+#include "transfer/hash.hpp"
+#include "transfer/retry.hpp"
+#include "uri/location.hpp"
+
+namespace e2s {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The default cache folder of a root: readable (the root's last segment) and
+// unique (a hash of the whole root), so packages sharing the default cache
+// never collide even when their files have the same names.
+fs::path default_storage(const detail::Location& location) {
+  std::string_view root = location.root;
+  std::string name(root.substr(root.find_last_of('/') + 1));
+  for (char& c : name) {
+    const bool safe = std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    if (!safe) c = '_';
+  }
+  if (name.empty() || name == "." || name == "..") name = "package";
+  return Package::default_cache("packages/" + name + "-" +
+                                detail::sha256_hex(location.root).substr(0, 12));
+}
+
+void fill_defaults(PackageOptions& options) {
+  if (options.timeout.count() <= 0) options.timeout = Package::default_timeout();
+  if (options.stall_timeout.count() <= 0 || options.stall_timeout > options.timeout) {
+    options.stall_timeout = options.timeout;
+  }
+  if (options.block_size == 0) options.block_size = Package::default_blocksize();
+}
+
+}  // namespace
+
+struct Package::Impl {
+  Impl(std::string root_text, PackageOptions opts)
+      : root(std::move(root_text)), options(std::move(opts)), location(detail::parse_root(root)) {
+    fill_defaults(options);
+    remote = location.scheme != detail::Scheme::local;
+    if (remote) {
+      if (options.cache_options.cache_storage.empty()) {
+        options.cache_options.cache_storage = default_storage(location);
+      }
+      // cache=false on a remote root still needs a local copy to hand back:
+      // it means "never reuse what is cached", i.e. every resolve fetches.
+      if (options.cache == false) options.cache_options.expiry_time = std::chrono::seconds(-1);
+      cache.emplace(options.cache_options.cache_storage, options.cache_options);
+    }
+  }
+
+  // The store and its HTTP client are made on first use, so that building a
+  // Package (load_default_package) costs nothing and a cache hit needs neither.
+  detail::Store& store() {
+    std::lock_guard lock(store_mutex);
+    if (!store_) {
+      detail::http::ClientOptions client_options;
+      client_options.timeout = options.timeout;
+      client_options.stall_timeout = options.stall_timeout;
+      client = std::make_unique<detail::http::Client>(client_options);
+      retrier = std::make_unique<detail::Retrier>(options.retry);
+      store_ = detail::make_store(location, {client.get(), retrier.get()});
+    }
+    return *store_;
+  }
+
+  fs::path resolve(std::string_view file_path) {
+    const std::string path = detail::validate_file_path(file_path, root);
+    if (!remote) return detail::resolve_local(location, path);
+
+    const std::string key = location.root + "/" + path;
+    if (auto hit = cache->lookup(key, path)) {
+      spdlog::debug("cache hit: {} -> {}", key, hit->string());
+      return *hit;
+    }
+    if (options.offline) {
+      throw Error(Errc::offline_miss,
+                  key + " is not in the cache at " + cache->storage().string() +
+                      "; run once without offline mode (--offline / EARTH2STUDIO_OFFLINE) to fetch it",
+                  key);
+    }
+    detail::Store& source = store();
+    detail::RemoteFile file = source.stat(path, key);
+    spdlog::debug("downloading {} ({} bytes)", key,
+                  file.size ? std::to_string(*file.size) : std::string("unknown"));
+
+    detail::TransferContext context;
+    context.client = client.get();
+    context.retrier = retrier.get();
+    context.error_for = [&source, &key](const detail::http::Result& failed, int attempts) {
+      return source.error_for(failed, key, attempts);
+    };
+    if (options.progress) {
+      context.progress = [this, &path](std::uint64_t done, std::optional<std::uint64_t> total) {
+        options.progress(Progress{path, done, total, total && done == *total});
+      };
+    }
+
+    const fs::path temp = cache->temp_path(key);
+    try {
+      detail::Downloaded downloaded = detail::download_file(file, temp, context);
+      detail::CacheEntry entry{key, path, downloaded.size, downloaded.etag, downloaded.sha256,
+                               std::chrono::system_clock::now()};
+      fs::path final_path = cache->commit(temp, entry);
+      spdlog::debug("cached {} at {}", key, final_path.string());
+      return final_path;
+    } catch (...) {
+      std::error_code ignored;
+      fs::remove(temp, ignored);
+      throw;
+    }
+  }
+
+  std::string root;
+  PackageOptions options;
+  detail::Location location;
+  bool remote = false;
+  std::optional<detail::Cache> cache;
+  const fs::path no_cache;
+
+  std::mutex store_mutex;
+  std::unique_ptr<detail::http::Client> client;
+  std::unique_ptr<detail::Retrier> retrier;
+  std::unique_ptr<detail::Store> store_;
+};
+
+Package::Package(std::string root, PackageOptions options)
+    : impl_(std::make_unique<Impl>(std::move(root), std::move(options))) {}
+Package::~Package() = default;
+Package::Package(Package&&) noexcept = default;
+Package& Package::operator=(Package&&) noexcept = default;
+
+fs::path Package::resolve(std::string_view file_path) { return impl_->resolve(file_path); }
+
+std::unique_ptr<std::istream> Package::open(std::string_view file_path) {
+  fs::path path = resolve(file_path);
+  auto stream = std::make_unique<std::ifstream>(path, std::ios::binary);
+  if (!*stream) {
+    throw Error(Errc::io,
+                "cannot open " + path.string() + " for reading; check its permissions",
+                impl_->root + "/" + std::string(file_path));
+  }
+  return stream;
+}
+
+fs::path Package::get(std::string_view file_path) { return resolve(file_path); }
+
+const std::string& Package::root() const noexcept { return impl_->root; }
+
+const fs::path& Package::cache() const noexcept {
+  return impl_->cache ? impl_->cache->storage() : impl_->no_cache;
+}
+
+const PackageOptions& Package::options() const noexcept { return impl_->options; }
+
+}  // namespace e2s

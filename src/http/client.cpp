@@ -1,1 +1,486 @@
-// placeholder
+#include "http/client.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <utility>
+
+#include "e2s/version.hpp"
+
+namespace e2s::detail::http {
+namespace {
+
+constexpr long kMaxRedirects = 10;
+constexpr std::size_t kMaxErrorBody = 64 * 1024;
+// Idle handles kept for reuse. Each one owns its live connections, so this
+// bounds idle sockets too (times curl's per-handle default of 5).
+constexpr std::size_t kMaxIdleHandles = 16;
+// Larger than curl's 16 KiB default: fewer callbacks on multi-GB checkpoints.
+constexpr long kReceiveBufferSize = 128 * 1024;
+constexpr const char* kAllowedProtocols = "http,https";
+
+void global_init() {
+  static std::once_flag once;
+  static CURLcode result = CURLE_OK;
+  std::call_once(once, [] { result = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (result != CURLE_OK) {
+    throw std::runtime_error(std::string("libcurl initialisation failed: ") +
+                             curl_easy_strerror(result));
+  }
+}
+
+struct EasyDeleter {
+  void operator()(CURL* handle) const noexcept { curl_easy_cleanup(handle); }
+};
+using EasyHandle = std::unique_ptr<CURL, EasyDeleter>;
+
+struct SlistDeleter {
+  void operator()(curl_slist* list) const noexcept { curl_slist_free_all(list); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistDeleter>;
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string lowercase(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// State of one perform() call, reached from curl's callbacks.
+struct Transfer {
+  using Clock = std::chrono::steady_clock;
+
+  CURL* handle = nullptr;
+  const BodySink* sink = nullptr;
+  const std::function<bool(const Response&)>* on_response = nullptr;
+  Response* response = nullptr;
+  std::uint64_t body_bytes = 0;
+  long block_status = 0;      // status of the header block being received
+  int status_lines = 0;       // > 0 once any response started
+  std::string last_header;    // for obsolete folded continuation lines
+  bool sink_refused = false;
+  bool response_announced = false;  // on_response has run
+  bool response_refused = false;    // ... and returned false
+  std::exception_ptr callback_error;  // rethrown after curl has returned
+  Clock::duration stall_limit{};      // zero: no stall check
+  Clock::time_point last_progress = Clock::now();
+  bool stalled = false;
+  char error_buffer[CURL_ERROR_SIZE] = {};
+};
+
+long parse_status(std::string_view status_line) {
+  // "HTTP/1.1 200 OK", "HTTP/2 404"
+  auto space = status_line.find(' ');
+  if (space == std::string_view::npos) return 0;
+  long code = 0;
+  for (std::size_t i = space + 1; i < status_line.size(); ++i) {
+    char c = status_line[i];
+    if (c < '0' || c > '9') break;
+    code = code * 10 + (c - '0');
+    if (code > 999) return 0;
+  }
+  return code;
+}
+
+void on_header_line(Transfer& t, std::string_view line) {
+  if (line.starts_with("HTTP/")) {
+    // Redirects, 1xx and proxy CONNECT replies each bring a header block;
+    // only the last one describes the body the caller gets.
+    t.response->headers.clear();
+    t.response->error_body.clear();
+    t.block_status = parse_status(line);
+    t.response->status = static_cast<int>(t.block_status);
+    ++t.status_lines;
+    t.last_header.clear();
+    return;
+  }
+  if (!line.empty() && (line.front() == ' ' || line.front() == '\t')) {
+    auto more = trim(line);
+    if (!t.last_header.empty() && !more.empty()) {
+      auto& value = t.response->headers[t.last_header];
+      value += ' ';
+      value += more;
+    }
+    return;
+  }
+  auto colon = line.find(':');
+  if (colon == std::string_view::npos) return;  // the blank line ending the block
+  auto name = lowercase(trim(line.substr(0, colon)));
+  auto value = trim(line.substr(colon + 1));
+  auto [it, inserted] = t.response->headers.try_emplace(name, value);
+  if (!inserted) {
+    // Repeated fields (e.g. two X-Goog-Hash lines) combine as RFC 9110 says.
+    it->second += ", ";
+    it->second += value;
+  }
+  t.last_header = std::move(name);
+}
+
+// Plain C++ functions, not extern "C": g++ exports extern "C" names even from
+// an unnamed namespace, and these generic names would clash in a user's link.
+std::size_t header_callback(char* buffer, std::size_t size, std::size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  t.last_progress = Transfer::Clock::now();
+  try {
+    on_header_line(t, std::string_view(buffer, n));
+  } catch (...) {
+    // Exceptions must not unwind through libcurl's C frames.
+    t.callback_error = std::current_exception();
+    return 0;
+  }
+  return n;
+}
+
+// Runs Request::on_response for a final 2xx response. Body bytes only arrive
+// for the final response (curl skips the bodies of redirects it follows), so
+// the first 2xx body byte is the earliest point where "final" is certain
+// without second-guessing curl's redirect rules.
+bool announce_response(Transfer& t) {
+  if (t.response_announced) return !t.response_refused;
+  t.response_announced = true;
+  if (!*t.on_response) return true;
+  char* url = nullptr;
+  if (t.handle && curl_easy_getinfo(t.handle, CURLINFO_EFFECTIVE_URL, &url) == CURLE_OK && url)
+    t.response->effective_url = url;
+  t.response_refused = !(*t.on_response)(*t.response);
+  return !t.response_refused;
+}
+
+std::size_t write_callback(char* data, std::size_t size, std::size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  t.last_progress = Transfer::Clock::now();
+  try {
+    if (t.block_status >= 200 && t.block_status < 300) {
+      if (!announce_response(t)) return 0;
+      // Without a sink the body is discarded but still counted, so a caller
+      // can measure a body without keeping it.
+      if (*t.sink && !(*t.sink)(data, n)) {
+        t.sink_refused = true;
+        return 0;
+      }
+      t.body_bytes += n;
+    } else {
+      auto& body = t.response->error_body;
+      if (body.size() < kMaxErrorBody) body.append(data, std::min(n, kMaxErrorBody - body.size()));
+    }
+  } catch (...) {
+    t.callback_error = std::current_exception();
+    return 0;
+  }
+  return n;
+}
+
+// curl's LOW_SPEED check compares a speed averaged over about five seconds,
+// so a burst followed by silence is only noticed up to five seconds after
+// the stall limit. This callback, run by curl at least once a second, measures
+// the silence itself and keeps the bound within a second of the limit.
+int progress_callback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto& t = *static_cast<Transfer*>(user);
+  if (t.stall_limit == Transfer::Clock::duration::zero()) return 0;
+  if (Transfer::Clock::now() - t.last_progress < t.stall_limit) return 0;
+  t.stalled = true;
+  return 1;  // CURLE_ABORTED_BY_CALLBACK
+}
+
+Transport classify(CURLcode code, const Transfer& t) {
+  switch (code) {
+    case CURLE_OK:
+      return Transport::ok;
+    case CURLE_OPERATION_TIMEDOUT:
+      return Transport::timeout;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_PROXY:
+      return Transport::connect_failed;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+      return Transport::interrupted;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT:
+      return Transport::tls;
+    case CURLE_TOO_MANY_REDIRECTS:
+      return Transport::too_many_redirects;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+      // A response already arrived, so the refused URL came from a Location
+      // header (REDIR_PROTOCOLS); otherwise the caller's own URL was bad.
+      return t.status_lines > 0 ? Transport::too_many_redirects : Transport::other;
+    case CURLE_WRITE_ERROR:
+      return t.sink_refused || t.response_refused ? Transport::aborted : Transport::other;
+    case CURLE_ABORTED_BY_CALLBACK:
+      return t.stalled ? Transport::timeout : Transport::aborted;
+    default:
+      return Transport::other;
+  }
+}
+
+bool has_line_break(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// Returns the reason the request cannot be sent, or "" when it is fine. The
+// reason never quotes a header: headers carry credentials.
+std::string validate(const Request& request) {
+  if (request.method != "GET" && request.method != "HEAD")
+    return "unsupported HTTP method (only GET and HEAD)";
+  if (request.url.empty() || has_line_break(request.url)) return "invalid URL";
+  for (const auto& header : request.headers) {
+    if (has_line_break(header) || header.find(':') == std::string::npos)
+      return "malformed request header (expected \"Name: value\" on one line)";
+  }
+  if (request.range_end && !request.range_begin) return "range end given without a range begin";
+  if (request.range_end && *request.range_end < *request.range_begin)
+    return "range end precedes range begin";
+  return {};
+}
+
+long to_millis(std::chrono::seconds s) {
+  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(s).count());
+}
+
+}  // namespace
+
+const std::string& Response::header(const std::string& lowercase_name) const {
+  static const std::string kEmpty;
+  auto it = headers.find(lowercase_name);
+  return it == headers.end() ? kEmpty : it->second;
+}
+
+std::string user_agent() {
+  global_init();
+  static const std::string agent = std::string("e2s/") + E2S_VERSION + " libcurl/" +
+                                   curl_version_info(CURLVERSION_NOW)->version;
+  return agent;
+}
+
+struct Client::Impl {
+  ClientOptions options;
+  std::string agent = user_agent();
+
+  // DNS answers and TLS sessions are shared by all handles so parallel range
+  // requests to one host resolve once and resume TLS. Connections are not
+  // shared (CURL_LOCK_DATA_CONNECT has had thread-safety bugs); instead each
+  // pooled handle keeps its own, and a LIFO pool hands a thread back the
+  // handle, hence the connection, it used last.
+  CURLSH* share = nullptr;
+  std::array<std::mutex, static_cast<std::size_t>(CURL_LOCK_DATA_LAST)> share_locks;
+
+  std::mutex pool_mutex;
+  std::vector<EasyHandle> idle;
+
+  explicit Impl(ClientOptions opts) : options(opts) {
+    share = curl_share_init();
+    if (share == nullptr) throw std::bad_alloc();
+    bool ok = curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lock) == CURLSHE_OK &&
+              curl_share_setopt(share, CURLSHOPT_UNLOCKFUNC, &Impl::unlock) == CURLSHE_OK &&
+              curl_share_setopt(share, CURLSHOPT_USERDATA, this) == CURLSHE_OK &&
+              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) == CURLSHE_OK &&
+              curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) == CURLSHE_OK;
+    if (!ok) {
+      curl_share_cleanup(share);
+      throw std::runtime_error("libcurl share setup failed");
+    }
+    idle.reserve(kMaxIdleHandles);  // release() runs in a destructor: no throwing push_back
+  }
+
+  ~Impl() {
+    idle.clear();  // handles must detach before the share can go
+    curl_share_cleanup(share);
+  }
+
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  static void lock(CURL*, curl_lock_data data, curl_lock_access, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    self->share_locks.at(static_cast<std::size_t>(data)).lock();
+  }
+  static void unlock(CURL*, curl_lock_data data, void* user) {
+    auto* self = static_cast<Impl*>(user);
+    self->share_locks.at(static_cast<std::size_t>(data)).unlock();
+  }
+
+  EasyHandle acquire() {
+    {
+      std::lock_guard guard(pool_mutex);
+      if (!idle.empty()) {
+        EasyHandle handle = std::move(idle.back());
+        idle.pop_back();
+        return handle;
+      }
+    }
+    EasyHandle handle(curl_easy_init());
+    if (!handle) throw std::bad_alloc();
+    return handle;
+  }
+
+  void release(EasyHandle handle) {
+    // Drops every option (and pointers into the finished call's stack) but
+    // keeps the live connections, which is the point of pooling.
+    curl_easy_reset(handle.get());
+    std::lock_guard guard(pool_mutex);
+    if (idle.size() < kMaxIdleHandles) idle.push_back(std::move(handle));
+    // else: the surplus handle is cleaned up when `handle` leaves scope
+  }
+};
+
+Client::Client(ClientOptions options) {
+  global_init();
+  impl_ = std::make_unique<Impl>(options);
+}
+
+Client::~Client() = default;
+
+Result Client::perform(const Request& request, const BodySink& sink) {
+  Result result;
+  if (auto problem = validate(request); !problem.empty()) {
+    result.detail = std::move(problem);
+    return result;
+  }
+
+  Slist header_list;
+  for (const auto& header : request.headers) {
+    curl_slist* grown = curl_slist_append(header_list.get(), header.c_str());
+    if (grown == nullptr) throw std::bad_alloc();
+    (void)header_list.release();
+    header_list.reset(grown);
+  }
+
+  std::string range;
+  if (request.range_begin) {
+    range = std::to_string(*request.range_begin) + "-";
+    if (request.range_end) range += std::to_string(*request.range_end);
+  }
+
+  Transfer t;
+  t.sink = &sink;
+  t.on_response = &request.on_response;
+  t.response = &result.response;
+
+  // Returns the handle to the pool on every exit path. Declared after
+  // header_list so that the handle is reset before the list it points to dies.
+  struct Lease {
+    Impl& impl;
+    EasyHandle handle;
+    ~Lease() { impl.release(std::move(handle)); }
+    CURL* get() const { return handle.get(); }
+  } lease{*impl_, impl_->acquire()};
+  CURL* h = lease.get();
+  t.handle = h;
+  const ClientOptions& o = impl_->options;
+
+  CURLcode setup = CURLE_OK;
+  auto check = [&setup](CURLcode c) {
+    if (setup == CURLE_OK) setup = c;
+  };
+  check(curl_easy_setopt(h, CURLOPT_URL, request.url.c_str()));
+  // curl_easy_reset keeps the share attached but resets the TLS session
+  // limit that attaching sets; attaching again keeps the two consistent.
+  check(curl_easy_setopt(h, CURLOPT_SHARE, impl_->share));
+  check(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
+  check(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, kAllowedProtocols));
+  check(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, kAllowedProtocols));
+  check(curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, request.follow_redirects ? 1L : 0L));
+  check(curl_easy_setopt(h, CURLOPT_MAXREDIRS, kMaxRedirects));
+  // CURLOPT_UNRESTRICTED_AUTH stays off: curl then drops our Authorization
+  // header when a redirect leaves the original host, port or scheme.
+  check(curl_easy_setopt(h, CURLOPT_USERAGENT, impl_->agent.c_str()));
+  if (header_list) check(curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list.get()));
+  if (request.method == "HEAD") {
+    check(curl_easy_setopt(h, CURLOPT_NOBODY, 1L));
+  } else {
+    check(curl_easy_setopt(h, CURLOPT_HTTPGET, 1L));
+  }
+  if (!range.empty()) check(curl_easy_setopt(h, CURLOPT_RANGE, range.c_str()));
+  check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_millis(o.timeout)));
+  check(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_millis(o.connect_timeout)));
+  if (o.stall_timeout.count() > 0) {
+    t.stall_limit = o.stall_timeout;
+    check(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &progress_callback));
+    check(curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t));
+    check(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
+    // Kept as a second line of defence should the callback not run; it is
+    // the looser bound (see progress_callback).
+    check(curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L));
+    check(curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.stall_timeout.count())));
+  }
+  check(curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L));
+  check(curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kReceiveBufferSize));
+  check(curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.error_buffer));
+  check(curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &header_callback));
+  check(curl_easy_setopt(h, CURLOPT_HEADERDATA, &t));
+  check(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_callback));
+  check(curl_easy_setopt(h, CURLOPT_WRITEDATA, &t));
+  if (setup != CURLE_OK) {
+    result.detail = std::string("libcurl rejected an option: ") + curl_easy_strerror(setup);
+    return result;
+  }
+
+  t.last_progress = Transfer::Clock::now();
+  const CURLcode code = curl_easy_perform(h);
+
+  long status = 0;
+  if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
+    result.response.status = static_cast<int>(status);
+  char* effective_url = nullptr;
+  if (curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective_url) == CURLE_OK && effective_url)
+    result.response.effective_url = effective_url;
+
+  if (t.callback_error) std::rethrow_exception(t.callback_error);
+
+  result.transport = classify(code, t);
+  result.body_bytes = t.body_bytes;
+  const bool success = result.response.status >= 200 && result.response.status < 300;
+  if (code == CURLE_OK && success && !t.response_announced && !announce_response(t)) {
+    // A 2xx without body bytes (HEAD, empty file) is announced only now.
+    result.transport = Transport::aborted;
+    result.detail = "the response was rejected by the caller";
+    return result;
+  }
+  if (code != CURLE_OK) {
+    result.detail = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
+                                              : std::string(curl_easy_strerror(code));
+    if (t.sink_refused) result.detail = "the body sink stopped the transfer";
+    if (t.response_refused) result.detail = "the response was rejected by the caller";
+    if (t.stalled)
+      result.detail = "no data received for " + std::to_string(o.stall_timeout.count()) +
+                      " s (stall timeout)";
+  }
+  return result;
+}
+
+}  // namespace e2s::detail::http

@@ -14,6 +14,8 @@
 
 namespace e2s::detail::http {
 
+struct Response;
+
 struct Request {
   std::string method = "GET";             // "GET" or "HEAD"
   std::string url;
@@ -21,6 +23,14 @@ struct Request {
   std::optional<std::uint64_t> range_begin;  // sends Range: bytes=begin-[end]
   std::optional<std::uint64_t> range_end;    // inclusive; open-ended when absent
   bool follow_redirects = true;           // at most 10, http/https only
+  // Called once with the final response's status and headers, before the
+  // first body byte of a 2xx response reaches the sink (so a caller can choose
+  // where the bytes go, e.g. restart when a Range request got a 200). Return
+  // false to abort the transfer (Transport::aborted). Optional.
+  // Only 2xx responses are announced; a 2xx without body bytes (HEAD, empty
+  // file) is announced when it completes. An exception thrown here (or by the
+  // sink) ends the transfer and propagates out of Client::perform.
+  std::function<bool(const Response&)> on_response;
 };
 
 struct Response {

@@ -1,1 +1,58 @@
-// placeholder
+#include <charconv>
+
+#include "stores/store.hpp"
+
+namespace e2s::detail {
+namespace {
+
+std::optional<std::uint64_t> parse_length(const std::string& value) {
+  std::uint64_t length = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
+  return length;
+}
+
+class HttpStore final : public Store {
+ public:
+  HttpStore(const Location& location, const StoreContext& context)
+      : base_url_(location.base_url), context_(context) {}
+
+  RemoteFile stat(std::string_view file_path, const std::string& uri) override {
+    RemoteFile file;
+    file.uri = uri;
+    file.request.url = base_url_ + "/" + percent_encode(file_path, /*keep_slash=*/true);
+
+    // HEAD tells size and ETag before any body byte moves, so the download can
+    // be checked against them. Servers that refuse HEAD are still usable: the
+    // GET's own headers then stand in.
+    http::Request head = file.request;
+    head.method = "HEAD";
+    int attempts = 0;
+    http::Result result = context_.retrier->run([&] {
+      ++attempts;
+      return context_.client->perform(head);
+    });
+    if (result.transport == http::Transport::ok) {
+      const int status = result.response.status;
+      if (status >= 200 && status < 300) {
+        file.size = parse_length(result.response.header("content-length"));
+        file.etag = unquote_etag(result.response.header("etag"));
+        return file;
+      }
+      if (status == 405 || status == 501) return file;
+    }
+    throw error_for(result, uri, attempts);
+  }
+
+ private:
+  std::string base_url_;
+  StoreContext context_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext& context) {
+  return std::make_unique<HttpStore>(location, context);
+}
+
+}  // namespace e2s::detail

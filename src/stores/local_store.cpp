@@ -1,1 +1,22 @@
-// placeholder
+#include <system_error>
+
+#include "stores/store.hpp"
+
+namespace e2s::detail {
+
+std::filesystem::path resolve_local(const Location& location, const std::string& file_path) {
+  std::filesystem::path path = location.local_dir / std::filesystem::path(file_path);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    const bool root_exists = std::filesystem::is_directory(location.local_dir, ec);
+    throw Error(Errc::not_found,
+                root_exists ? "file \"" + file_path + "\" not found in package " + location.root +
+                                  " (looked at " + path.string() + ")"
+                            : "package folder " + location.local_dir.string() +
+                                  " does not exist; check the package root",
+                location.root + "/" + file_path);
+  }
+  return path;
+}
+
+}  // namespace e2s::detail

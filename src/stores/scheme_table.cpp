@@ -1,1 +1,37 @@
-// placeholder
+#include "stores/store.hpp"
+
+namespace e2s::detail {
+namespace {
+
+using Factory = std::unique_ptr<Store> (*)(const Location&, const StoreContext&);
+
+struct SchemeEntry {
+  Scheme scheme;
+  Factory factory;  // nullptr: parsed and validated, but not fetchable yet
+};
+
+constexpr SchemeEntry kSchemes[] = {
+    {Scheme::http, &make_http_store},
+    {Scheme::hf, nullptr},
+    {Scheme::ngc, nullptr},
+    {Scheme::s3, nullptr},
+    {Scheme::gs, nullptr},
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_store(const Location& location, const StoreContext& context) {
+  for (const SchemeEntry& entry : kSchemes) {
+    if (entry.scheme != location.scheme) continue;
+    if (entry.factory != nullptr) return entry.factory(location, context);
+    break;
+  }
+  throw Error(Errc::unsupported,
+              "package root \"" + location.root + "\" is valid, but fetching from " +
+                  std::string(to_string(location.scheme)) +
+                  ":// is not supported by this version of e2s yet; use a local, file:// or "
+                  "http(s):// root",
+              location.root);
+}
+
+}  // namespace e2s::detail

@@ -1,1 +1,253 @@
-// placeholder
+#include "transfer/download.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+#include "transfer/hash.hpp"
+
+namespace e2s::detail {
+namespace {
+
+// Owns a file descriptor.
+class File {
+ public:
+  explicit File(int fd) : fd_(fd) {}
+  ~File() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string errno_text(int error) { return std::strerror(error); }
+
+Error write_error(const std::filesystem::path& path, const std::string& uri, int error) {
+  std::string hint = error == ENOSPC || error == EDQUOT || error == EFBIG
+                         ? "free disk space or choose another cache folder with --cache-dir"
+                         : "check that the cache folder is writable or choose another with --cache-dir";
+  return Error(Errc::io, "cannot write " + path.string() + " while downloading " + uri + ": " +
+                             errno_text(error) + "; " + hint,
+               uri);
+}
+
+// Total size from "Content-Range: bytes a-b/N"; nullopt for "*" or malformed.
+std::optional<std::uint64_t> content_range_total(const std::string& value) {
+  auto slash = value.rfind('/');
+  if (slash == std::string::npos) return std::nullopt;
+  std::uint64_t total = 0;
+  const char* begin = value.data() + slash + 1;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(begin, end, total);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return total;
+}
+
+std::optional<std::uint64_t> content_range_start(const std::string& value) {
+  auto space = value.find(' ');
+  if (space == std::string::npos) return std::nullopt;
+  std::uint64_t start = 0;
+  const char* begin = value.data() + space + 1;
+  auto [ptr, ec] = std::from_chars(begin, value.data() + value.size(), start);
+  if (ec != std::errc() || ptr == begin || *ptr != '-') return std::nullopt;
+  return start;
+}
+
+std::optional<std::uint64_t> content_length(const http::Response& response) {
+  const std::string& value = response.header("content-length");
+  std::uint64_t length = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
+  return length;
+}
+
+}  // namespace
+
+std::string unquote_etag(std::string_view etag) {
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') {
+    etag = etag.substr(1, etag.size() - 2);
+  }
+  return std::string(etag);
+}
+
+Error http_error(const http::Result& failed, const std::string& uri, int attempts) {
+  const std::string tries =
+      attempts > 1 ? " after " + std::to_string(attempts) + " attempts" : std::string();
+  switch (failed.transport) {
+    case http::Transport::ok:
+      break;
+    case http::Transport::timeout:
+      return Error(Errc::timeout,
+                   "timed out fetching " + uri + tries + " (" + failed.detail +
+                       "); check the network or raise EARTH2STUDIO_PACKAGE_TIMEOUT / --timeout",
+                   uri);
+    case http::Transport::tls:
+      return Error(Errc::network,
+                   "TLS failure fetching " + uri + " (" + failed.detail +
+                       "); check the server certificate and the system CA store",
+                   uri);
+    case http::Transport::too_many_redirects:
+      return Error(Errc::network,
+                   "refused redirect fetching " + uri + " (" + failed.detail +
+                       "); only up to 10 redirects to http(s) URLs are followed",
+                   uri);
+    default:
+      return Error(Errc::network,
+                   "network failure fetching " + uri + tries + ": " + describe(failed) +
+                       "; check the connection and proxy settings, then try again",
+                   uri);
+  }
+  const int status = failed.response.status;
+  if (status == 404 || status == 410) {
+    return Error(Errc::not_found,
+                 "not found: " + uri + " (HTTP " + std::to_string(status) +
+                     "); check the file name and the package root",
+                 uri, status);
+  }
+  if (status == 401 || status == 403) {
+    return Error(Errc::unauthorized,
+                 "access denied to " + uri + " (HTTP " + std::to_string(status) +
+                     "); check that the package is public or that your credentials allow it",
+                 uri, status);
+  }
+  if (status == 408 || status == 429 || status >= 500) {
+    return Error(Errc::network,
+                 "server kept failing for " + uri + tries + " (HTTP " + std::to_string(status) +
+                     "); try again later",
+                 uri, status);
+  }
+  return Error(Errc::other,
+               "unexpected HTTP " + std::to_string(status) + " fetching " + uri +
+                   "; the server may not be a file server, check the package root",
+               uri, status);
+}
+
+Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
+                         const TransferContext& context) {
+  File out(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (out.get() < 0) throw write_error(temp_path, file.uri, errno);
+
+  Digest digest(DigestAlgorithm::sha256);
+  std::uint64_t written = 0;
+  std::optional<std::uint64_t> total = file.size;
+  std::string etag = file.etag;
+  std::optional<Error> local_failure;  // a disk error ends the download, no retry
+  std::string rejection;               // why the last response was refused, if it was
+  int attempts = 0;
+
+  auto restart = [&] {
+    digest.reset();
+    written = 0;
+    if (::ftruncate(out.get(), 0) != 0 || ::lseek(out.get(), 0, SEEK_SET) != 0) {
+      local_failure = write_error(temp_path, file.uri, errno);
+      return false;
+    }
+    return true;
+  };
+
+  // Decides, once the response headers are in, whether the body continues what
+  // is on disk or replaces it.
+  auto accept_response = [&](const http::Response& response, bool asked_range) {
+    std::string response_etag = unquote_etag(response.header("etag"));
+    std::optional<std::uint64_t> announced;
+    if (response.status == 206) {
+      auto start = content_range_start(response.header("content-range"));
+      const bool changed = !etag.empty() && !response_etag.empty() && response_etag != etag;
+      if (!asked_range || start != written || changed) {
+        // A range we did not ask for, or the file changed since the part on
+        // disk was written: nothing here can be stitched together safely.
+        rejection = changed ? "the file changed on the server during the download"
+                            : "the server answered a byte range that was not asked for";
+        return false;
+      }
+      announced = content_range_total(response.header("content-range"));
+    } else {
+      if (asked_range && !restart()) return false;  // server ignored Range: start over
+      announced = content_length(response);
+    }
+    if (announced) {
+      if (total && *total != *announced) {
+        local_failure = Error(Errc::integrity,
+                              "size mismatch for " + file.uri + ": expected " +
+                                  std::to_string(*total) + " bytes, the server now sends " +
+                                  std::to_string(*announced) +
+                                  "; the file changed on the server, try again",
+                              file.uri);
+        return false;
+      }
+      total = announced;
+    }
+    if (!response_etag.empty()) etag = response_etag;
+    return true;
+  };
+
+  http::Result result = context.retrier->run([&]() -> http::Result {
+    ++attempts;
+    http::Request request = file.request;
+    const bool asked_range = written > 0;
+    if (asked_range) {
+      request.range_begin = written;
+      request.range_end.reset();
+    }
+    request.on_response = [&, asked_range](const http::Response& response) {
+      return accept_response(response, asked_range);
+    };
+    http::Result attempt = context.client->perform(request, [&](const char* data, std::size_t size) {
+      for (std::size_t done = 0; done < size;) {
+        ssize_t n = ::write(out.get(), data + done, size - done);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          local_failure = write_error(temp_path, file.uri, errno);
+          return false;
+        }
+        done += static_cast<std::size_t>(n);
+      }
+      digest.update(data, size);
+      written += size;
+      if (context.progress) context.progress(written, total);
+      return true;
+    });
+    if (local_failure) attempt.transport = http::Transport::aborted;  // final, not retried
+    if (attempt.transport == http::Transport::aborted && !local_failure) {
+      // Rejected response (wrong range, changed file): retry from zero.
+      attempt.transport = restart() ? http::Transport::interrupted : http::Transport::aborted;
+      attempt.detail = rejection;
+    }
+    return attempt;
+  });
+
+  if (local_failure) throw *local_failure;
+  const bool success = result.transport == http::Transport::ok && result.response.status >= 200 &&
+                       result.response.status < 300;
+  if (!success) {
+    throw context.error_for ? context.error_for(result, attempts)
+                            : http_error(result, file.uri, attempts);
+  }
+  if (total && written != *total) {
+    throw Error(Errc::integrity,
+                "size mismatch for " + file.uri + ": expected " + std::to_string(*total) +
+                    " bytes, received " + std::to_string(written) + "; try again",
+                file.uri);
+  }
+  Downloaded downloaded{written, digest.hex_final(), etag};
+  if (!file.sha256.empty() && downloaded.sha256 != file.sha256) {
+    throw Error(Errc::integrity,
+                "hash mismatch for " + file.uri + ": expected sha256 " + file.sha256 +
+                    ", received " + downloaded.sha256 +
+                    "; the server sent corrupt data, try again or report it to the host",
+                file.uri);
+  }
+  if (::fsync(out.get()) != 0) throw write_error(temp_path, file.uri, errno);
+  if (context.progress) context.progress(written, written);
+  return downloaded;
+}
+
+}  // namespace e2s::detail

@@ -1,1 +1,179 @@
+// The `e2s` command's contract: output, exit statuses, error lines.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using e2s::test::TempDir;
+using e2s::test::TestServer;
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the e2s binary with `args`, extra environment `env`, and no terminal.
+CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  TempDir io;
+  const fs::path out = io.path() / "out", err = io.path() / "err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::dup2(null_fd, 0);
+    for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
+    std::vector<char*> argv{const_cast<char*>(E2S_CLI_PATH)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(E2S_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  CliRun run;
+  run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+  run.out = TempDir::read_file(out);
+  run.err = TempDir::read_file(err);
+  return run;
+}
+
+// A loopback port that was free a moment ago (bound, then released).
+int unused_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof address);
+  socklen_t length = sizeof address;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  CliTest() : server_("http_server.py", {"--root", served_.path().string()}) {
+    served_.write_file("pkg/a.txt", "alpha\n");
+    served_.write_file("pkg/sub/b.bin", std::string(100000, 'b'));
+  }
+  std::map<std::string, std::string> env() const {
+    return {{"EARTH2STUDIO_CACHE", cache_.path().string()}};
+  }
+  TempDir served_;
+  TempDir cache_;
+  TestServer server_;
+};
+
+TEST_F(CliTest, ResolvePrintsOneAbsolutePathPerFileInOrder) {
+  CliRun run = run_e2s({"resolve", server_.url("/pkg"), "sub/b.bin", "a.txt"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  const auto newline = run.out.find('\n');
+  const fs::path first = run.out.substr(0, newline);
+  const fs::path second = run.out.substr(newline + 1, run.out.size() - newline - 2);
+  EXPECT_TRUE(first.is_absolute());
+  EXPECT_EQ(first.filename(), "b.bin");
+  EXPECT_EQ(first.parent_path().filename(), "sub");
+  EXPECT_EQ(second.filename(), "a.txt");
+  EXPECT_EQ(TempDir::read_file(second), "alpha\n");
+  EXPECT_EQ(run.out.back(), '\n');
+  EXPECT_TRUE(run.err.empty()) << "no progress bar without a terminal: " << run.err;
+  EXPECT_EQ(first.string().rfind(cache_.path().string(), 0), 0u);
+}
+
+TEST_F(CliTest, SecondResolveMakesNoRequest) {
+  ASSERT_EQ(run_e2s({"resolve", server_.url("/pkg"), "a.txt"}, env()).status, 0);
+  const auto before = server_.stats()["requests"].size();
+  CliRun again = run_e2s({"resolve", server_.url("/pkg"), "a.txt"}, env());
+  EXPECT_EQ(again.status, 0);
+  EXPECT_EQ(server_.stats()["requests"].size(), before);
+}
+
+TEST_F(CliTest, CacheDirOverridesTheEnvironment) {
+  TempDir other;
+  CliRun run = run_e2s({"--cache-dir", other.path().string(), "resolve", server_.url("/pkg"), "a.txt"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out.rfind(other.path().string(), 0), 0u) << run.out;
+  // Also accepted after the subcommand.
+  CliRun after = run_e2s({"resolve", "--cache-dir", other.path().string(), server_.url("/pkg"), "a.txt"}, env());
+  EXPECT_EQ(after.status, 0) << after.err;
+  EXPECT_EQ(after.out, run.out);
+}
+
+TEST_F(CliTest, CatWritesTheBytes) {
+  CliRun run = run_e2s({"cat", server_.url("/pkg"), "a.txt"}, env());
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "alpha\n");
+}
+
+TEST_F(CliTest, NotFoundExitsThreeWithOneErrorLine) {
+  CliRun run = run_e2s({"resolve", server_.url("/pkg"), "missing.bin"}, env());
+  EXPECT_EQ(run.status, 3);
+  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_NE(run.err.find(server_.url("/pkg/missing.bin")), std::string::npos) << run.err;
+  EXPECT_TRUE(run.out.empty());
+}
+
+TEST_F(CliTest, ForbiddenExitsFour) {
+  server_.fault({{"path", "/pkg/a.txt"}, {"kind", "status"}, {"status", 403}, {"times", 10}});
+  EXPECT_EQ(run_e2s({"resolve", server_.url("/pkg"), "a.txt"}, env()).status, 4);
+}
+
+TEST_F(CliTest, InvalidRootOrPathExitsTwo) {
+  EXPECT_EQ(run_e2s({"resolve", "hf://single", "x"}, env()).status, 2);
+  EXPECT_EQ(run_e2s({"resolve", server_.url("/pkg"), "../x"}, env()).status, 2);
+  EXPECT_EQ(run_e2s({"resolve", "ftp://host/x", "x"}, env()).status, 2);
+}
+
+TEST_F(CliTest, UsageErrorsExitTwo) {
+  EXPECT_EQ(run_e2s({}).status, 2);
+  EXPECT_EQ(run_e2s({"resolve"}).status, 2);
+  EXPECT_EQ(run_e2s({"--no-such-flag", "resolve", "a", "b"}).status, 2);
+  CliRun run = run_e2s({"frobnicate"});
+  EXPECT_EQ(run.status, 2);
+  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
+}
+
+TEST_F(CliTest, UnsupportedStoreExitsOne) {
+  CliRun run = run_e2s({"resolve", "s3://noaa-swpc-pds", "x"}, env());
+  EXPECT_EQ(run.status, 1);
+  EXPECT_NE(run.err.find("not supported"), std::string::npos) << run.err;
+}
+
+TEST_F(CliTest, UnreachableServerExitsFive) {
+  // A port nobody listens on: connection refused on every retry.
+  const std::string root = "http://127.0.0.1:" + std::to_string(unused_port()) + "/pkg";
+  CliRun run = run_e2s({"--timeout", "5", "resolve", root, "a.txt"}, env());
+  EXPECT_EQ(run.status, 5) << run.err;
+}
+
+TEST_F(CliTest, HelpAndVersion) {
+  CliRun help = run_e2s({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_NE(help.out.find("resolve"), std::string::npos);
+  EXPECT_NE(help.out.find("Exit status"), std::string::npos);
+  CliRun version = run_e2s({"--version"});
+  EXPECT_EQ(version.status, 0);
+  EXPECT_EQ(version.out.rfind("e2s ", 0), 0u) << version.out;
+}
+
+}  // namespace

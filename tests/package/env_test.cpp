@@ -1,1 +1,82 @@
 #include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <optional>
+#include <string>
+
+#include "e2s/package.hpp"
+
+namespace {
+
+// Sets or unsets an environment variable for one test, restoring it after.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    if (value) ::setenv(name, value->c_str(), 1);
+    else ::unsetenv(name);
+  }
+  ~ScopedEnv() {
+    if (old_) ::setenv(name_, old_->c_str(), 1);
+    else ::unsetenv(name_);
+  }
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+TEST(DefaultCache, ModelCacheWinsOverCacheWinsOverHome) {
+  ScopedEnv home("HOME", "/home/user");
+  {
+    ScopedEnv model("EARTH2STUDIO_MODEL_CACHE", std::nullopt);
+    ScopedEnv cache("EARTH2STUDIO_CACHE", std::nullopt);
+    EXPECT_EQ(e2s::Package::default_cache(), "/home/user/.cache/earth2studio");
+    EXPECT_EQ(e2s::Package::default_cache("fcn"), "/home/user/.cache/earth2studio/fcn");
+  }
+  {
+    ScopedEnv model("EARTH2STUDIO_MODEL_CACHE", std::nullopt);
+    ScopedEnv cache("EARTH2STUDIO_CACHE", "/scratch/e2");
+    EXPECT_EQ(e2s::Package::default_cache("fcn"), "/scratch/e2/fcn");
+  }
+  {
+    ScopedEnv model("EARTH2STUDIO_MODEL_CACHE", "/models");
+    ScopedEnv cache("EARTH2STUDIO_CACHE", "/scratch/e2");
+    EXPECT_EQ(e2s::Package::default_cache("fcn"), "/models/fcn");
+  }
+  {
+    // Empty counts as unset, as in Earth2Studio.
+    ScopedEnv model("EARTH2STUDIO_MODEL_CACHE", "");
+    ScopedEnv cache("EARTH2STUDIO_CACHE", "/scratch/e2");
+    EXPECT_EQ(e2s::Package::default_cache(), "/scratch/e2");
+  }
+}
+
+TEST(DefaultTimeout, ReadsTheEnvironmentAndFallsBackTo300) {
+  {
+    ScopedEnv timeout("EARTH2STUDIO_PACKAGE_TIMEOUT", std::nullopt);
+    EXPECT_EQ(e2s::Package::default_timeout(), std::chrono::seconds(300));
+  }
+  {
+    ScopedEnv timeout("EARTH2STUDIO_PACKAGE_TIMEOUT", "42");
+    EXPECT_EQ(e2s::Package::default_timeout(), std::chrono::seconds(42));
+  }
+  for (const char* bad : {"abc", "-5", "0", "12s", "1.5", ""}) {
+    ScopedEnv timeout("EARTH2STUDIO_PACKAGE_TIMEOUT", std::string(bad));
+    EXPECT_EQ(e2s::Package::default_timeout(), std::chrono::seconds(300)) << bad;
+  }
+}
+
+TEST(DefaultBlocksize, IsOneMebibyte) { EXPECT_EQ(e2s::Package::default_blocksize(), 1u << 20); }
+
+TEST(PackageOptions, DefaultsAreFilledFromTheEnvironment) {
+  ScopedEnv timeout("EARTH2STUDIO_PACKAGE_TIMEOUT", "77");
+  ScopedEnv model("EARTH2STUDIO_MODEL_CACHE", "/models");
+  e2s::Package package("http://127.0.0.1:1/pkg");
+  EXPECT_EQ(package.options().timeout, std::chrono::seconds(77));
+  EXPECT_EQ(package.options().block_size, 1u << 20);
+  EXPECT_EQ(package.cache().parent_path(), "/models/packages");
+  EXPECT_EQ(package.cache().filename().string().rfind("pkg-", 0), 0u) << package.cache();
+}
+
+}  // namespace

@@ -1,1 +1,125 @@
+#include "transfer/download.hpp"
+
 #include <gtest/gtest.h>
+
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+#include "transfer/hash.hpp"
+
+namespace e2s::detail {
+namespace {
+
+namespace fs = std::filesystem;
+using test::TempDir;
+using test::TestServer;
+
+class DownloadTest : public ::testing::Test {
+ protected:
+  DownloadTest() : bytes_(2 << 20, 'x'), server_("http_server.py", {"--root", served_.path().string()}) {
+    for (std::size_t i = 0; i < bytes_.size(); ++i) bytes_[i] = static_cast<char>((i * 131) ^ (i >> 9));
+    served_.write_file("f.bin", bytes_);
+    retry_options_.initial_backoff = std::chrono::milliseconds(1);
+    retry_options_.max_backoff = std::chrono::milliseconds(10);
+  }
+
+  RemoteFile remote() const {
+    RemoteFile file;
+    file.uri = server_.url("/f.bin");
+    file.request.url = server_.url("/f.bin");
+    return file;
+  }
+
+  Downloaded fetch(const RemoteFile& file) {
+    Retrier retrier(retry_options_);
+    TransferContext context{&client_, &retrier, {}, {}};
+    return download_file(file, out_.path() / "f.part", context);
+  }
+
+  TempDir served_;
+  TempDir out_;
+  std::string bytes_;
+  TestServer server_;
+  http::Client client_;
+  RetryOptions retry_options_;
+};
+
+TEST_F(DownloadTest, HashesWhileReceiving) {
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.size, bytes_.size());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_FALSE(result.etag.empty());
+  EXPECT_EQ(TempDir::read_file(out_.path() / "f.part"), bytes_);
+}
+
+TEST_F(DownloadTest, HashStaysRightAcrossAResume) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "cut"}, {"after", 700000}});
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_EQ(server_.count("GET", "/f.bin"), 2u);
+}
+
+TEST_F(DownloadTest, AnnouncedHashMismatchIsAnIntegrityError) {
+  RemoteFile file = remote();
+  file.sha256 = sha256_hex("something else");
+  try {
+    fetch(file);
+    FAIL() << "expected integrity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::integrity);
+    EXPECT_NE(std::string(e.what()).find(file.sha256), std::string::npos);
+  }
+}
+
+TEST_F(DownloadTest, CorruptBytesAreCaughtWhenTheHashIsKnown) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "corrupt"}});
+  RemoteFile file = remote();
+  file.sha256 = sha256_hex(bytes_);
+  try {
+    fetch(file);
+    FAIL() << "expected integrity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::integrity);
+  }
+}
+
+TEST_F(DownloadTest, SizeDifferentFromTheStoresClaimIsAnIntegrityError) {
+  RemoteFile file = remote();
+  file.size = bytes_.size() + 1;
+  try {
+    fetch(file);
+    FAIL() << "expected integrity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::integrity);
+  }
+}
+
+TEST_F(DownloadTest, WrongRangeOnResumeStartsOverInsteadOfStitching) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "cut"}, {"after", 500000}});
+  server_.fault({{"path", "/f.bin"}, {"kind", "wrong_range"}});
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_EQ(TempDir::read_file(out_.path() / "f.part"), bytes_);
+}
+
+TEST_F(DownloadTest, DiskFullIsAnIoErrorAndNotRetried) {
+  Retrier retrier(retry_options_);
+  TransferContext context{&client_, &retrier, {}, {}};
+  try {
+    download_file(remote(), "/dev/full", context);
+    FAIL() << "expected io error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::io);
+    EXPECT_NE(std::string(e.what()).find("free disk space"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server_.count("GET", "/f.bin"), 1u);
+}
+
+TEST(UnquoteEtag, StripsWeakPrefixAndQuotes) {
+  EXPECT_EQ(unquote_etag("\"abc\""), "abc");
+  EXPECT_EQ(unquote_etag("W/\"abc\""), "abc");
+  EXPECT_EQ(unquote_etag("abc"), "abc");
+  EXPECT_EQ(unquote_etag(""), "");
+}
+
+}  // namespace
+}  // namespace e2s::detail

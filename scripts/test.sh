@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The e2s test suite: installs what is missing, builds, runs every test with CTest.
+#
+#   scripts/test.sh                   build build/ and run all tests
+#   scripts/test.sh --sanitize        the same in build-asan/ (ASan+UBSan)
+#   scripts/test.sh --build-dir DIR   the same in DIR
+#   scripts/test.sh -- -R uri         extra arguments after -- go to ctest
+#
+# Exit status: ctest's (0 when every test passed), 1 when setup or the build failed.
+set -uo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+setup_args=()
+ctest_args=()
+build_dir=build
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --sanitize) setup_args+=("$1"); [[ $build_dir == build ]] && build_dir=build-asan ;;
+    --build-dir) setup_args+=("$1" "${2:?--build-dir needs a folder}"); build_dir="$2"; shift ;;
+    --) shift; ctest_args=("$@"); break ;;
+    -h|--help) sed -n '2,9s/^# \{0,1\}//p' scripts/test.sh; exit 0 ;;
+    *) echo "e2s test: unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+start=$(date +%s)
+if ! ./scripts/setup.sh "${setup_args[@]}"; then
+  echo "e2s test: FAILED: setup or build failed (see above)" >&2
+  exit 1
+fi
+
+echo "e2s test: running tests in $build_dir/"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# --no-tests=error: a suite that finds no tests must not pass.
+# --timeout: a backstop for any test that has no TIMEOUT of its own.
+ctest --test-dir "$build_dir" --output-on-failure -j2 --no-tests=error --timeout 600 \
+  "${ctest_args[@]}" 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+
+summary=$(grep -E '^[0-9]+% tests passed' "$log" | tail -n 1)
+elapsed=$(( $(date +%s) - start ))
+if [[ $rc -eq 0 ]]; then
+  echo "e2s test: PASSED: ${summary:-all tests passed} (${elapsed} s)"
+else
+  echo "e2s test: FAILED (ctest exit $rc): ${summary:-see the output above} (${elapsed} s)"
+fi
+exit "$rc"

@@ -1,0 +1,74 @@
+// The on-disk cache of one package: where files live, their metadata, and the
+// atomic commit that makes a downloaded file visible.
+//
+// Layout under the cache folder:
+//   <file path>                 the file under its own name and sub-folders
+//                               (or <sha256 of key> when same_names is false)
+//   .e2s/meta/<sha256 of key>.json   its metadata, written after the data
+//   .e2s/tmp/                   temp files of downloads in progress
+// A file is only ever at its final path complete and verified: it is written
+// to a temp file, fsynced and renamed. A final file without metadata (a crash
+// between the two renames) is treated as absent and fetched again.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "e2s/package.hpp"
+
+namespace e2s::detail {
+
+// What the cache records about a file. Never credentials.
+struct CacheEntry {
+  std::string key;         // identity of the file: "<package root>/<file path>"
+  std::string file_path;   // path inside the package
+  std::uint64_t size = 0;
+  std::string etag;        // "" when the server gave none
+  std::string sha256;      // lowercase hex of the cached bytes
+  std::chrono::system_clock::time_point fetched_at;
+};
+
+using Clock = std::function<std::chrono::system_clock::time_point()>;
+
+class Cache {
+ public:
+  // No I/O. `clock` defaults to the system clock.
+  Cache(std::filesystem::path storage, CacheOptions options, Clock clock = {});
+
+  const std::filesystem::path& storage() const noexcept { return storage_; }
+
+  // Where `file_path` (validated) is stored. Throws Error(invalid_uri) when the
+  // path would land in the cache's own ".e2s" folder.
+  std::filesystem::path final_path(std::string_view key, std::string_view file_path) const;
+
+  // The cached file when it is present, recorded under `key`, of the recorded
+  // size and not expired. A few syscalls; no network. Never throws for a
+  // missing or damaged entry (that is a miss).
+  std::optional<std::filesystem::path> lookup(std::string_view key,
+                                              std::string_view file_path) const;
+
+  // A new, unique temp file path for downloading `key`; creates the folder.
+  // Throws Error(io) naming the cache folder when it cannot be created.
+  std::filesystem::path temp_path(std::string_view key) const;
+
+  // Moves the finished temp file to its final path and records `entry`
+  // (metadata after data, both atomic). Throws Error(io).
+  std::filesystem::path commit(const std::filesystem::path& temp, const CacheEntry& entry);
+
+  // The metadata recorded for `key`, if any (expired or not).
+  std::optional<CacheEntry> read_entry(std::string_view key) const;
+
+ private:
+  std::filesystem::path meta_path(std::string_view key) const;
+
+  std::filesystem::path storage_;
+  CacheOptions options_;
+  Clock clock_;
+};
+
+}  // namespace e2s::detail

@@ -1,0 +1,52 @@
+// A store speaks one protocol. It answers what a file is and how to fetch it;
+// it never writes files (the transfer engine writes, the cache commits).
+// Adding a protocol means one new store file and one line in scheme_table.cpp.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "e2s/error.hpp"
+#include "http/client.hpp"
+#include "transfer/download.hpp"
+#include "transfer/retry.hpp"
+#include "uri/location.hpp"
+
+namespace e2s::detail {
+
+// What a store needs from its package: shared HTTP client and retry policy.
+struct StoreContext {
+  http::Client* client = nullptr;
+  Retrier* retrier = nullptr;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Metadata of `file_path` (validated, relative to the root) and the request
+  // that downloads it. `uri` names the file in messages. Throws Error:
+  // not_found, unauthorized, network, timeout, other.
+  virtual RemoteFile stat(std::string_view file_path, const std::string& uri) = 0;
+
+  // Turns a failed response into the Error the user sees. The default is
+  // http_error(); stores override it to decode their service's error replies.
+  virtual Error error_for(const http::Result& failed, const std::string& uri, int attempts) const {
+    return http_error(failed, uri, attempts);
+  }
+};
+
+// The scheme table: a store for a remote location. Throws Error(unsupported)
+// for schemes whose store is not built yet.
+std::unique_ptr<Store> make_store(const Location& location, const StoreContext& context);
+
+// http(s):// roots: files at <base_url>/<percent-encoded path>.
+std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext& context);
+
+// Local roots are used in place: the absolute path of `file_path` under the
+// root folder. Throws Error(not_found) when it is not a regular file, naming
+// the root.
+std::filesystem::path resolve_local(const Location& location, const std::string& file_path);
+
+}  // namespace e2s::detail

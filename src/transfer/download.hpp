@@ -1,0 +1,62 @@
+// Downloads one remote file into a local temp file: resumes interrupted
+// transfers at their offset, hashes while receiving, checks the size and the
+// hash the store announced. The cache decides where the temp file lives and
+// commits it; this code only writes it.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "e2s/error.hpp"
+#include "http/client.hpp"
+#include "transfer/retry.hpp"
+
+namespace e2s::detail {
+
+// What to download and what the store promised about it.
+struct RemoteFile {
+  std::string uri;                     // for messages; never holds credentials
+  http::Request request;               // GET of the whole file; may carry credentials
+  std::optional<std::uint64_t> size;   // expected size, when known beforehand
+  std::string etag;                    // ETag known beforehand ("" when none), unquoted
+  std::string sha256;                  // expected lowercase hex, when the store knows it
+};
+
+struct Downloaded {
+  std::uint64_t size = 0;
+  std::string sha256;  // of the bytes written
+  std::string etag;    // unquoted ETag of the response ("" when none)
+};
+
+using TransferProgress =
+    std::function<void(std::uint64_t bytes_done, std::optional<std::uint64_t> bytes_total)>;
+
+// Turns a failed result (after retries) into the Error the user sees. Stores
+// provide their own to decode service-specific error replies.
+using ErrorMapper = std::function<Error(const http::Result& failed, int attempts)>;
+
+// The generic mapping: 404/410 not_found, 401/403 unauthorized, transport
+// failures network/timeout, the rest other. Messages name `uri` and the next step.
+Error http_error(const http::Result& failed, const std::string& uri, int attempts);
+
+struct TransferContext {
+  http::Client* client = nullptr;
+  Retrier* retrier = nullptr;
+  TransferProgress progress;  // optional
+  ErrorMapper error_for;      // optional; http_error when empty
+};
+
+// Writes `file` into `temp_path` (created or truncated) and fsyncs it.
+// Throws Error: integrity when size or hash do not match, io on local write
+// failures, and whatever error_for returns for failed responses. On any throw
+// the temp file may remain; the caller removes it.
+Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
+                         const TransferContext& context);
+
+// Unquoted entity tag: strips a weak prefix W/ and surrounding quotes.
+std::string unquote_etag(std::string_view etag);
+
+}  // namespace e2s::detail

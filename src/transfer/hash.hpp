@@ -1,0 +1,36 @@
+// Streaming digests (OpenSSL EVP) for verifying downloads as they arrive.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace e2s::detail {
+
+enum class DigestAlgorithm { sha256, md5 };
+
+// Incremental digest. Not thread-safe; one per stream.
+class Digest {
+ public:
+  explicit Digest(DigestAlgorithm algorithm = DigestAlgorithm::sha256);
+  ~Digest();
+  Digest(Digest&&) noexcept;
+  Digest& operator=(Digest&&) noexcept;
+
+  void update(const void* data, std::size_t size);
+  // Lowercase hex of the digest of everything passed so far. Ends the stream:
+  // call reset() before reusing.
+  std::string hex_final();
+  // Starts over with no data.
+  void reset();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Lowercase hex SHA-256 of `data`.
+std::string sha256_hex(std::string_view data);
+
+}  // namespace e2s::detail
