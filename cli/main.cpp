@@ -100,7 +100,10 @@ int main(int argc, char** argv) {
   app.footer(
       "Exit status: 0 ok; 2 usage or invalid URI/path; 3 not found; 4 unauthorized or forbidden;\n"
       "5 network failure or timeout after retries; 6 integrity (size or hash mismatch);\n"
-      "7 offline and not cached; 1 anything else.");
+      "7 offline and not cached; 1 anything else.\n\n"
+      "Environment: EARTH2STUDIO_MODEL_CACHE > EARTH2STUDIO_CACHE (cache root, default\n"
+      "~/.cache/earth2studio); EARTH2STUDIO_PACKAGE_TIMEOUT (seconds, default 300);\n"
+      "CURL_CA_BUNDLE or SSL_CERT_FILE (CA bundle for https); http_proxy, https_proxy, no_proxy.");
 
   std::string root;
   std::vector<std::string> files;

@@ -25,6 +25,14 @@ bool env_flag(const char* name) {
   return lower == "1" || lower == "on" || lower == "yes" || lower == "true";
 }
 
+std::filesystem::path default_ca_bundle() {
+  // libcurl reads neither variable itself (only the curl tool does), and a
+  // libcurl built with a default bundle makes OpenSSL ignore SSL_CERT_FILE.
+  if (auto bundle = env_value("CURL_CA_BUNDLE")) return *bundle;
+  if (auto file = env_value("SSL_CERT_FILE")) return *file;
+  return {};
+}
+
 }  // namespace detail
 
 std::filesystem::path Package::default_cache(std::string_view sub) {

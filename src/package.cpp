@@ -5,6 +5,7 @@
 #include "cache/cache.hpp"
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
+#include "env.hpp"
 #include "http/client.hpp"
 #include "stores/store.hpp"
 #include "transfer/download.hpp"
@@ -38,6 +39,7 @@ void fill_defaults(PackageOptions& options) {
     options.stall_timeout = options.timeout;
   }
   if (options.block_size == 0) options.block_size = Package::default_blocksize();
+  if (options.ca_bundle.empty()) options.ca_bundle = detail::default_ca_bundle();
 }
 
 }  // namespace
@@ -66,6 +68,7 @@ struct Package::Impl {
       detail::http::ClientOptions client_options;
       client_options.timeout = options.timeout;
       client_options.stall_timeout = options.stall_timeout;
+      client_options.ca_bundle = options.ca_bundle;
       client = std::make_unique<detail::http::Client>(client_options);
       retrier = std::make_unique<detail::Retrier>(options.retry);
       store_ = detail::make_store(location, {client.get(), retrier.get()});

@@ -68,6 +68,12 @@ struct PackageOptions {
   bool offline = false;
   // Receives download progress. Default: none.
   ProgressCallback progress;
+  // PEM file of the CA certificates that https:// servers are verified
+  // against, for sites with an internal CA; replaces the system store.
+  // Verification is always on. A missing or unreadable file fails the first
+  // download with Errc::network naming it.
+  // Default: $CURL_CA_BUNDLE, else $SSL_CERT_FILE, else the system store.
+  std::filesystem::path ca_bundle;
 };
 
 // A file in a package listing.

@@ -302,7 +302,7 @@ struct Client::Impl {
   std::mutex pool_mutex;
   std::vector<EasyHandle> idle;
 
-  explicit Impl(ClientOptions opts) : options(opts) {
+  explicit Impl(ClientOptions opts) : options(std::move(opts)) {
     share = curl_share_init();
     if (share == nullptr) throw std::bad_alloc();
     bool ok = curl_share_setopt(share, CURLSHOPT_LOCKFUNC, &Impl::lock) == CURLSHE_OK &&
@@ -360,7 +360,7 @@ struct Client::Impl {
 
 Client::Client(ClientOptions options) {
   global_init();
-  impl_ = std::make_unique<Impl>(options);
+  impl_ = std::make_unique<Impl>(std::move(options));
 }
 
 Client::~Client() = default;
@@ -428,6 +428,9 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   if (!range.empty()) check(curl_easy_setopt(h, CURLOPT_RANGE, range.c_str()));
   check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_millis(o.timeout)));
   check(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_millis(o.connect_timeout)));
+  // Only the trust anchors change: SSL_VERIFYPEER and SSL_VERIFYHOST keep
+  // their secure defaults (curl_easy_reset restores them too).
+  if (!o.ca_bundle.empty()) check(curl_easy_setopt(h, CURLOPT_CAINFO, o.ca_bundle.c_str()));
   if (o.stall_timeout.count() > 0) {
     t.stall_limit = o.stall_timeout;
     check(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &progress_callback));
@@ -479,6 +482,11 @@ Result Client::perform(const Request& request, const BodySink& sink) {
     if (t.stalled)
       result.detail = "no data received for " + std::to_string(o.stall_timeout.count()) +
                       " s (stall timeout)";
+    // curl says "error setting certificate file" for a missing file, a folder
+    // and a file without PEM certificates alike.
+    if (code == CURLE_SSL_CACERT_BADFILE && !o.ca_bundle.empty())
+      result.detail = "cannot load the CA bundle " + o.ca_bundle.string() +
+                      ": missing, unreadable or without PEM certificates";
   }
   return result;
 }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -72,6 +73,11 @@ struct ClientOptions {
   std::chrono::seconds stall_timeout{30};
   // Limit of the TCP+TLS connect. Default: 30 s.
   std::chrono::seconds connect_timeout{30};
+  // PEM file of the CA certificates servers are verified against, instead of
+  // libcurl's default store. Peer and host verification are always on. A file
+  // that cannot be loaded fails each https request with Transport::tls and a
+  // detail naming it. Default: empty (libcurl's default store).
+  std::filesystem::path ca_bundle;
 };
 
 // Thread-safe. Keeps idle connections for reuse between calls.

@@ -31,6 +31,8 @@ class HttpStore final : public Store {
     http::Result result = context_.retrier->run([&] {
       ++attempts;
       return context_.client->perform(head);
+    }, [&uri](const http::Result& failed, std::chrono::milliseconds pause) {
+      log_retry(uri, failed, pause);
     });
     if (result.transport == http::Transport::ok) {
       const int status = result.response.status;

@@ -92,7 +92,9 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
     case http::Transport::tls:
       return Error(Errc::network,
                    "TLS failure fetching " + uri + " (" + failed.detail +
-                       "); check the server certificate and the system CA store",
+                       "); for a site with its own CA, set CURL_CA_BUNDLE or SSL_CERT_FILE to "
+                       "the site's CA bundle (a readable PEM file), otherwise check the "
+                       "server's certificate",
                    uri);
     case http::Transport::too_many_redirects:
       return Error(Errc::network,
@@ -222,6 +224,8 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
       attempt.detail = rejection;
     }
     return attempt;
+  }, [&file](const http::Result& failed, std::chrono::milliseconds pause) {
+    log_retry(file.uri, failed, pause);
   });
 
   if (local_failure) throw *local_failure;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <spdlog/spdlog.h>
 #include <thread>
 
 namespace e2s::detail {
@@ -64,6 +65,10 @@ std::string describe(const http::Result& result) {
       break;
   }
   return "transfer failed (" + result.detail + ")";
+}
+
+void log_retry(const std::string& uri, const http::Result& failed, std::chrono::milliseconds pause) {
+  spdlog::info("{}: {}; retrying in {} ms", uri, describe(failed), pause.count());
 }
 
 Retrier::Retrier(RetryOptions options, Sleeper sleeper)

@@ -28,6 +28,9 @@ bool is_transient(const http::Result& result);
 std::optional<std::chrono::milliseconds> parse_retry_after(
     const std::string& value, std::chrono::system_clock::time_point now);
 
+// Logs a retry (visible with `e2s -v`): what failed, for which URI, and the pause.
+void log_retry(const std::string& uri, const http::Result& failed, std::chrono::milliseconds pause);
+
 // One-line human description of a failed result ("HTTP 503", "connection reset: ...").
 std::string describe(const http::Result& result);
 

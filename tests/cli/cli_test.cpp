@@ -15,6 +15,7 @@
 
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
+#include "support/tls.hpp"
 
 namespace {
 
@@ -174,6 +175,59 @@ TEST_F(CliTest, HelpAndVersion) {
   CliRun version = run_e2s({"--version"});
   EXPECT_EQ(version.status, 0);
   EXPECT_EQ(version.out.rfind("e2s ", 0), 0u) << version.out;
+}
+
+// An https:// server with a self-signed certificate, as at a site with its own CA.
+class CliTlsTest : public ::testing::Test {
+ protected:
+  CliTlsTest()
+      : cert_(certs_.path()),
+        server_("http_server.py", [this] {
+          std::vector<std::string> args = {"--root", served_.path().string()};
+          for (auto& a : cert_.server_args()) args.push_back(a);
+          return args;
+        }()) {
+    served_.write_file("pkg/a.txt", "alpha\n");
+  }
+  // Empty values count as unset, so the caller's own CA settings stay out.
+  std::map<std::string, std::string> env(const std::string& curl_ca_bundle = "") const {
+    return {{"EARTH2STUDIO_CACHE", cache_.path().string()},
+            {"CURL_CA_BUNDLE", curl_ca_bundle},
+            {"SSL_CERT_FILE", ""}};
+  }
+  TempDir served_;
+  TempDir cache_;
+  TempDir certs_;
+  e2s::test::SelfSignedCertificate cert_;
+  TestServer server_;
+};
+
+TEST_F(CliTlsTest, UntrustedCertificateExitsFiveWithOneErrorLine) {
+  const std::string root = e2s::test::https_url(server_, "/pkg");
+  CliRun run = run_e2s({"resolve", root, "a.txt"}, env());
+  EXPECT_EQ(run.status, 5) << run.err;
+  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_NE(run.err.find(root + "/a.txt"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("CURL_CA_BUNDLE"), std::string::npos) << run.err;
+  EXPECT_TRUE(run.out.empty()) << run.out;
+}
+
+TEST_F(CliTlsTest, CurlCaBundleMakesTheSiteTrusted) {
+  CliRun run = run_e2s({"resolve", e2s::test::https_url(server_, "/pkg"), "a.txt"},
+                       env(cert_.cert().string()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  const fs::path path = run.out.substr(0, run.out.find('\n'));
+  EXPECT_EQ(TempDir::read_file(path), "alpha\n");
+  EXPECT_EQ(path.string().rfind(cache_.path().string(), 0), 0u) << path;
+}
+
+TEST_F(CliTlsTest, MissingCaBundleIsNamed) {
+  const std::string missing = (certs_.path() / "no-such-bundle.pem").string();
+  CliRun run = run_e2s({"resolve", e2s::test::https_url(server_, "/pkg"), "a.txt"}, env(missing));
+  EXPECT_EQ(run.status, 5) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_NE(run.err.find(missing), std::string::npos) << run.err;
 }
 
 }  // namespace

@@ -6,10 +6,17 @@ Standard library only, so it runs with the distribution's python3.
 Usage:
     http_server.py --root DIR [--port 0] [--host 127.0.0.1] [--rate BYTES_PER_SEC]
                    [--latency-ms N] [--idle-exit SECONDS] [--no-stdin-watch] [--verbose]
+                   [--tls-cert FILE --tls-key FILE]
 
 On start it prints exactly one line "PORT <n>" to stdout. It exits when its stdin
 reaches EOF (so it dies with the test process that holds the pipe), unless
 --no-stdin-watch is given, and after --idle-exit seconds without a request.
+
+With --tls-cert and --tls-key (PEM files) it speaks HTTPS instead (TLS 1.2 or
+later), for the files and the control endpoints alike; everything else is the
+same. The handshake runs in the connection's own thread, so a client that
+rejects the certificate only ends its own connection (quietly, unless
+--verbose).
 
 Files under --root are served for GET and HEAD with Content-Length, a quoted MD5
 ETag, Last-Modified, Accept-Ranges and single-range support (206/416), plus
@@ -65,6 +72,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -197,6 +205,13 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         if self.state.verbose:
             sys.stderr.write("http_server: " + (fmt % args) + "\n")
+
+    def setup(self):
+        # The listening socket does not handshake on accept (see main()), so
+        # a stalled or rejecting TLS client cannot hold up the accept loop.
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        super().setup()
 
     def handle_one_request(self):
         try:
@@ -523,6 +538,26 @@ def watch_idle(state, idle_seconds):
             os._exit(0)
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    verbose = False
+
+    def handle_error(self, request, client_address):
+        # A client that rejects our self-signed certificate (and hangs up in
+        # the handshake) is what TLS tests expect, not worth a traceback.
+        if (isinstance(request, ssl.SSLSocket) and isinstance(sys.exc_info()[1], OSError)
+                and not self.verbose):
+            return
+        super().handle_error(request, client_address)
+
+
+def tls_context(cert, key):
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="folder whose files are served")
@@ -533,12 +568,19 @@ def main():
     parser.add_argument("--idle-exit", type=float, default=600, help="exit after this many idle seconds")
     parser.add_argument("--no-stdin-watch", action="store_true", help="keep running when stdin closes")
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
+    parser.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this PEM certificate (chain)")
+    parser.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     args = parser.parse_args()
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
 
     state = State(args)
     Handler.state = state
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
-    server.daemon_threads = True
+    server = Server((args.host, args.port), Handler)
+    server.verbose = args.verbose
+    if args.tls_cert:
+        server.socket = tls_context(args.tls_cert, args.tls_key).wrap_socket(
+            server.socket, server_side=True, do_handshake_on_connect=False)
 
     if not args.no_stdin_watch:
         threading.Thread(target=watch_stdin, daemon=True).start()
