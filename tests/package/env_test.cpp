@@ -5,26 +5,11 @@
 #include <string>
 
 #include "e2s/package.hpp"
+#include "support/scoped_env.hpp"
 
 namespace {
 
-// Sets or unsets an environment variable for one test, restoring it after.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value) ::setenv(name, value->c_str(), 1);
-    else ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_) ::setenv(name_, old_->c_str(), 1);
-    else ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using e2s::test::ScopedEnv;
 
 TEST(DefaultCache, ModelCacheWinsOverCacheWinsOverHome) {
   ScopedEnv home("HOME", "/home/user");

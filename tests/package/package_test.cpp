@@ -14,6 +14,7 @@
 
 #include "e2s/auto_model.hpp"
 #include "e2s/error.hpp"
+#include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -113,13 +114,12 @@ TEST_F(PackageTest, KeysWithSpacesAndPlusAreEncoded) {
 }
 
 TEST_F(PackageTest, DefaultCacheHonoursEarth2StudioCache) {
-  ::unsetenv("EARTH2STUDIO_MODEL_CACHE");
-  ::setenv("EARTH2STUDIO_CACHE", cache_.path().c_str(), 1);
+  e2s::test::ScopedEnv model_cache("EARTH2STUDIO_MODEL_CACHE", std::nullopt);
+  e2s::test::ScopedEnv cache("EARTH2STUDIO_CACHE", cache_.path().string());
   e2s::PackageOptions o = options();
   o.cache_options.cache_storage.clear();
   e2s::Package package(root(), o);
   fs::path path = package.resolve("config.json");
-  ::unsetenv("EARTH2STUDIO_CACHE");
   EXPECT_EQ(path.string().rfind((cache_.path() / "packages").string(), 0), 0u) << path;
   EXPECT_TRUE(fs::exists(path));
 }

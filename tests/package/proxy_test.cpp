@@ -1,8 +1,8 @@
 // Proxies come from the usual environment variables, as curl reads them.
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include "e2s/package.hpp"
+#include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -17,9 +17,9 @@ TEST(Proxy, HttpProxyFromTheEnvironmentCarriesTheRequests) {
   // The test server answers absolute-form requests ("GET http://host/pkg/a.txt")
   // by their path, which is all a forward proxy needs to do here.
   TestServer proxy("http_server.py", {"--root", served.path().string()});
-  ::setenv("http_proxy", proxy.url().c_str(), 1);
-  ::unsetenv("no_proxy");
-  ::unsetenv("NO_PROXY");
+  e2s::test::ScopedEnv http_proxy("http_proxy", proxy.url());
+  e2s::test::ScopedEnv no_proxy("no_proxy", std::nullopt);
+  e2s::test::ScopedEnv no_proxy_upper("NO_PROXY", std::nullopt);
 
   e2s::PackageOptions options;
   options.cache_options.cache_storage = cache.path();
@@ -27,7 +27,6 @@ TEST(Proxy, HttpProxyFromTheEnvironmentCarriesTheRequests) {
   // .invalid never resolves (RFC 2606): only the proxy can answer.
   e2s::Package package("http://models.example.invalid/pkg", options);
   auto path = package.resolve("a.txt");
-  ::unsetenv("http_proxy");
 
   EXPECT_EQ(TempDir::read_file(path), "via proxy");
   const auto stats = proxy.stats();
@@ -40,15 +39,13 @@ TEST(Proxy, NoProxyBypassesIt) {
   served.write_file("pkg/a.txt", "direct");
   TestServer origin("http_server.py", {"--root", served.path().string()});
   TestServer proxy("http_server.py", {"--root", cache.path().string()});
-  ::setenv("http_proxy", proxy.url().c_str(), 1);
-  ::setenv("no_proxy", "127.0.0.1", 1);
+  e2s::test::ScopedEnv http_proxy("http_proxy", proxy.url());
+  e2s::test::ScopedEnv no_proxy("no_proxy", "127.0.0.1");
 
   e2s::PackageOptions options;
   options.cache_options.cache_storage = cache.path() / "c";
   e2s::Package package(origin.url("/pkg"), options);
   auto path = package.resolve("a.txt");
-  ::unsetenv("http_proxy");
-  ::unsetenv("no_proxy");
 
   EXPECT_EQ(TempDir::read_file(path), "direct");
   EXPECT_TRUE(proxy.stats()["requests"].empty());
