@@ -77,6 +77,16 @@ int run_cat(const GlobalOptions& global, const std::string& root, const std::str
   return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
 }
 
+int run_ls(const GlobalOptions& global, const std::string& root) {
+  e2s::cli::ProgressBar no_bar(stderr, false);
+  e2s::Package package(root, package_options(global, no_bar));
+  for (const e2s::FileEntry& file : package.list()) {
+    const std::string size = file.size ? std::to_string(*file.size) : "-";
+    std::printf("%s\t%s\n", size.c_str(), file.path.c_str());
+  }
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -120,6 +130,12 @@ int main(int argc, char** argv) {
   cat->add_option("ROOT", root, "Package root")->required();
   cat->add_option("FILE", cat_file, "File path relative to ROOT")->required();
 
+  CLI::App* ls = app.add_subcommand(
+      "ls", "List the files of package ROOT: SIZE<TAB>PATH per line, sorted by path "
+            "(local, hf:// roots; plain http(s) has no listing)");
+  ls->fallthrough();
+  ls->add_option("ROOT", root, "Package root")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -141,6 +157,7 @@ int main(int argc, char** argv) {
 
   try {
     if (resolve->parsed()) return run_resolve(global, root, files);
+    if (ls->parsed()) return run_ls(global, root);
     return run_cat(global, root, cat_file);
   } catch (const e2s::Error& e) {
     return fail(e.what(), e2s::exit_status(e.code()));

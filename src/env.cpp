@@ -4,6 +4,8 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 
 #include "e2s/package.hpp"
 
@@ -31,6 +33,48 @@ std::filesystem::path default_ca_bundle() {
   if (auto bundle = env_value("CURL_CA_BUNDLE")) return *bundle;
   if (auto file = env_value("SSL_CERT_FILE")) return *file;
   return {};
+}
+
+namespace {
+
+// Tokens are pasted from web pages and files: drop spaces and line breaks.
+std::string strip_token(std::string token) {
+  std::erase_if(token, [](unsigned char c) { return std::isspace(c); });
+  return token;
+}
+
+std::filesystem::path hf_home() {
+  if (auto home = env_value("HF_HOME")) return *home;
+  if (auto xdg = env_value("XDG_CACHE_HOME")) return std::filesystem::path(*xdg) / "huggingface";
+  if (auto home = env_value("HOME")) return std::filesystem::path(*home) / ".cache" / "huggingface";
+  return {};
+}
+
+}  // namespace
+
+HfSettings hf_settings() {
+  HfSettings settings;
+  settings.endpoint = env_value("HF_ENDPOINT").value_or("https://huggingface.co");
+  while (settings.endpoint.ends_with('/')) settings.endpoint.pop_back();
+  if (env_flag("HF_HUB_DISABLE_IMPLICIT_TOKEN")) return settings;
+
+  for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}) {
+    if (auto token = env_value(name)) {
+      settings.token = strip_token(*token);
+      settings.token_source = name;
+      if (!settings.token.empty()) return settings;
+    }
+  }
+  std::filesystem::path file;
+  if (auto path = env_value("HF_TOKEN_PATH")) file = *path;
+  else if (auto home = hf_home(); !home.empty()) file = home / "token";
+  if (file.empty()) return settings;
+  std::ifstream in(file);
+  if (!in) return settings;
+  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  settings.token = strip_token(std::move(token));
+  settings.token_source = settings.token.empty() ? "" : "the token file " + file.string();
+  return settings;
 }
 
 }  // namespace detail

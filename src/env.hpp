@@ -17,4 +17,17 @@ bool env_flag(const char* name);
 // else empty: the system store.
 std::filesystem::path default_ca_bundle();
 
+// Where the Hugging Face Hub is and who we are to it (protocols.md §1.1).
+struct HfSettings {
+  std::string endpoint;      // HF_ENDPOINT without trailing '/'; default https://huggingface.co
+  std::string token;         // "" when none; never logged
+  std::string token_source;  // where the token came from, for messages: "HF_TOKEN", ...
+};
+
+// HF_ENDPOINT; token from HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the file
+// HF_TOKEN_PATH (default $HF_HOME/token, HF_HOME defaulting to
+// $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface), whitespace stripped.
+// HF_HUB_DISABLE_IMPLICIT_TOKEN turns the token off.
+HfSettings hf_settings();
+
 }  // namespace e2s::detail

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <fstream>
 #include <mutex>
 #include <spdlog/spdlog.h>
@@ -111,7 +112,8 @@ struct Package::Impl {
     const fs::path temp = cache->temp_path(key);
     try {
       detail::Downloaded downloaded = detail::download_file(file, temp, context);
-      detail::CacheEntry entry{key, path, downloaded.size, downloaded.etag, downloaded.sha256,
+      detail::CacheEntry entry{key,           path,         downloaded.size,
+                               downloaded.etag, downloaded.sha256, file.version,
                                std::chrono::system_clock::now()};
       fs::path final_path = cache->commit(temp, entry);
       spdlog::debug("cached {} at {}", key, final_path.string());
@@ -121,6 +123,23 @@ struct Package::Impl {
       fs::remove(temp, ignored);
       throw;
     }
+  }
+
+  std::vector<FileEntry> list() {
+    std::vector<FileEntry> files;
+    if (!remote) {
+      files = detail::list_local(location);
+    } else if (options.offline) {
+      throw Error(Errc::offline_miss,
+                  "cannot list " + root + " in offline mode: listing asks the server; run "
+                  "without offline mode (--offline / EARTH2STUDIO_OFFLINE)",
+                  root);
+    } else {
+      files = store().list(root);
+    }
+    std::sort(files.begin(), files.end(),
+              [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+    return files;
   }
 
   std::string root;
@@ -143,6 +162,8 @@ Package::Package(Package&&) noexcept = default;
 Package& Package::operator=(Package&&) noexcept = default;
 
 fs::path Package::resolve(std::string_view file_path) { return impl_->resolve(file_path); }
+
+std::vector<FileEntry> Package::list() { return impl_->list(); }
 
 std::unique_ptr<std::istream> Package::open(std::string_view file_path) {
   fs::path path = resolve(file_path);

@@ -99,6 +99,13 @@ class Package {
   // unauthorized, timeout, network, integrity, offline_miss, io, unsupported.
   std::filesystem::path resolve(std::string_view file_path);
 
+  // Every file of the package (recursively): paths relative to the root,
+  // '/'-separated, sorted. Asks the store (the Hub's tree API, ...) or reads
+  // the local folder; downloads nothing. Throws Error: unsupported for
+  // http(s):// roots (plain HTTP cannot list a folder), not_found,
+  // unauthorized, network, timeout.
+  std::vector<FileEntry> list();
+
   // A binary reader over the (cached) file. Same errors as resolve().
   std::unique_ptr<std::istream> open(std::string_view file_path);
 

@@ -129,6 +129,7 @@ std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
     entry.size = meta.at("size").get<std::uint64_t>();
     entry.etag = meta.value("etag", "");
     entry.sha256 = meta.value("sha256", "");
+    entry.version = meta.value("version", "");
     entry.fetched_at = from_unix_seconds(meta.at("fetched_at").get<double>());
     return entry;
   } catch (const nlohmann::json::exception&) {
@@ -168,12 +169,13 @@ fs::path Cache::commit(const fs::path& temp, const CacheEntry& entry) {
   sync_folder(path.parent_path());
 
   nlohmann::json meta = {
-      {"version", kMetadataVersion},
+      {"format", kMetadataVersion},
       {"key", entry.key},
       {"file_path", entry.file_path},
       {"size", entry.size},
       {"etag", entry.etag},
       {"sha256", entry.sha256},
+      {"version", entry.version},
       {"fetched_at", to_unix_seconds(entry.fetched_at)},
   };
   create_folders(meta_file.parent_path());

@@ -30,6 +30,7 @@ struct CacheEntry {
   std::uint64_t size = 0;
   std::string etag;        // "" when the server gave none
   std::string sha256;      // lowercase hex of the cached bytes
+  std::string version;     // the store's version (HF commit, NGC version), "" when none
   std::chrono::system_clock::time_point fetched_at;
 };
 

@@ -28,12 +28,7 @@ class HttpStore final : public Store {
     http::Request head = file.request;
     head.method = "HEAD";
     int attempts = 0;
-    http::Result result = context_.retrier->run([&] {
-      ++attempts;
-      return context_.client->perform(head);
-    }, [&uri](const http::Result& failed, std::chrono::milliseconds pause) {
-      log_retry(uri, failed, pause);
-    });
+    http::Result result = perform_with_retries(context_, head, uri, attempts);
     if (result.transport == http::Transport::ok) {
       const int status = result.response.status;
       if (status >= 200 && status < 300) {

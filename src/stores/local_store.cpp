@@ -19,4 +19,24 @@ std::filesystem::path resolve_local(const Location& location, const std::string&
   return path;
 }
 
+std::vector<FileEntry> list_local(const Location& location) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(location.local_dir, ec), end;
+  if (ec) {
+    throw Error(Errc::not_found,
+                "cannot list package folder " + location.local_dir.string() + ": " + ec.message() +
+                    "; check the package root",
+                location.root);
+  }
+  std::vector<FileEntry> files;
+  for (; it != end; it.increment(ec)) {
+    if (ec) break;
+    if (!it->is_regular_file(ec)) continue;
+    files.push_back({it->path().lexically_relative(location.local_dir).generic_string(),
+                     static_cast<std::uint64_t>(it->file_size(ec))});
+  }
+  return files;
+}
+
 }  // namespace e2s::detail

@@ -1,6 +1,27 @@
 #include "stores/store.hpp"
 
 namespace e2s::detail {
+
+http::Result perform_with_retries(const StoreContext& context, const http::Request& request,
+                                  const std::string& uri, int& attempts,
+                                  const http::BodySink& sink) {
+  return context.retrier->run(
+      [&] {
+        ++attempts;
+        return context.client->perform(request, sink);
+      },
+      [&uri](const http::Result& failed, std::chrono::milliseconds pause) {
+        log_retry(uri, failed, pause);
+      });
+}
+
+std::vector<FileEntry> Store::list(const std::string& uri) {
+  throw Error(Errc::unsupported,
+              "cannot list " + uri + ": this kind of store has no folder listing; name the files "
+              "to resolve instead",
+              uri);
+}
+
 namespace {
 
 using Factory = std::unique_ptr<Store> (*)(const Location&, const StoreContext&);
@@ -12,7 +33,7 @@ struct SchemeEntry {
 
 constexpr SchemeEntry kSchemes[] = {
     {Scheme::http, &make_http_store},
-    {Scheme::hf, nullptr},
+    {Scheme::hf, &make_hf_store},
     {Scheme::ngc, nullptr},
     {Scheme::s3, nullptr},
     {Scheme::gs, nullptr},
@@ -29,8 +50,8 @@ std::unique_ptr<Store> make_store(const Location& location, const StoreContext& 
   throw Error(Errc::unsupported,
               "package root \"" + location.root + "\" is valid, but fetching from " +
                   std::string(to_string(location.scheme)) +
-                  ":// is not supported by this version of e2s yet; use a local, file:// or "
-                  "http(s):// root",
+                  ":// is not supported by this version of e2s yet; use a local, file://, "
+                  "http(s):// or hf:// root",
               location.root);
 }
 

@@ -6,6 +6,9 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "e2s/package.hpp"
 
 #include "e2s/error.hpp"
 #include "http/client.hpp"
@@ -21,6 +24,13 @@ struct StoreContext {
   Retrier* retrier = nullptr;
 };
 
+// Performs `request` under the package's retry policy, logging retries
+// against `uri`; counts the attempts made into `attempts`. Body bytes of a 2xx
+// response go to `sink`; a sink must start over when called for a new attempt.
+http::Result perform_with_retries(const StoreContext& context, const http::Request& request,
+                                  const std::string& uri, int& attempts,
+                                  const http::BodySink& sink = {});
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -29,6 +39,11 @@ class Store {
   // that downloads it. `uri` names the file in messages. Throws Error:
   // not_found, unauthorized, network, timeout, other.
   virtual RemoteFile stat(std::string_view file_path, const std::string& uri) = 0;
+
+  // Every file under the root (recursively), paths relative to it, in any
+  // order. `uri` names the root in messages. The default throws
+  // Error(unsupported): not every protocol can list a folder.
+  virtual std::vector<FileEntry> list(const std::string& uri);
 
   // Turns a failed response into the Error the user sees. The default is
   // http_error(); stores override it to decode their service's error replies.
@@ -44,9 +59,16 @@ std::unique_ptr<Store> make_store(const Location& location, const StoreContext& 
 // http(s):// roots: files at <base_url>/<percent-encoded path>.
 std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext& context);
 
+// hf:// roots: the Hugging Face Hub (protocols.md §1).
+std::unique_ptr<Store> make_hf_store(const Location& location, const StoreContext& context);
+
 // Local roots are used in place: the absolute path of `file_path` under the
 // root folder. Throws Error(not_found) when it is not a regular file, naming
 // the root.
 std::filesystem::path resolve_local(const Location& location, const std::string& file_path);
+
+// Every regular file under a local root, paths relative to it. Throws
+// Error(not_found) when the root folder does not exist.
+std::vector<FileEntry> list_local(const Location& location);
 
 }  // namespace e2s::detail

@@ -23,6 +23,7 @@ struct RemoteFile {
   std::optional<std::uint64_t> size;   // expected size, when known beforehand
   std::string etag;                    // ETag known beforehand ("" when none), unquoted
   std::string sha256;                  // expected lowercase hex, when the store knows it
+  std::string version;                 // the store's version of the file (e.g. a commit), or ""
 };
 
 struct Downloaded {

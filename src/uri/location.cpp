@@ -791,3 +791,24 @@ std::string percent_decode(std::string_view text) {
 }
 
 }  // namespace e2s::detail
+
+namespace e2s::detail {
+
+std::string url_origin(std::string_view url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return {};
+  const auto authority_begin = scheme_end + 3;
+  const auto authority_end = url.find_first_of("/?#", authority_begin);
+  std::string_view authority = url.substr(authority_begin, authority_end - authority_begin);
+  if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
+    authority.remove_prefix(at + 1);
+  }
+  std::string scheme = lowercase(url.substr(0, scheme_end));
+  std::string host = lowercase(authority);
+  // An explicit default port names the same origin as none at all.
+  if (scheme == "https" && host.ends_with(":443")) host.resize(host.size() - 4);
+  if (scheme == "http" && host.ends_with(":80")) host.resize(host.size() - 3);
+  return scheme + "://" + host;
+}
+
+}  // namespace e2s::detail

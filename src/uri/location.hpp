@@ -60,6 +60,11 @@ std::string validate_file_path(std::string_view file_path, std::string_view root
 // kept, '/' kept when keep_slash, everything else as %XX (uppercase hex).
 std::string percent_encode(std::string_view text, bool keep_slash);
 
+// "scheme://host[:port]" of an absolute URL, scheme and host lowercased and a
+// default port dropped, so that two URLs of one origin compare equal; "" when
+// `url` is not absolute. Credentials go only to the origin they are for.
+std::string url_origin(std::string_view url);
+
 // Decodes %XX escapes; throws Error(invalid_uri) on malformed escapes.
 std::string percent_decode(std::string_view text);
 

@@ -23,7 +23,7 @@ struct FakeClock {
 
 CacheEntry entry_for(const std::string& key, const std::string& file_path, const std::string& bytes,
                      std::chrono::system_clock::time_point when) {
-  return CacheEntry{key, file_path, bytes.size(), "etag-1", sha256_hex(bytes), when};
+  return CacheEntry{key, file_path, bytes.size(), "etag-1", sha256_hex(bytes), "v1", when};
 }
 
 fs::path write_temp(Cache& cache, const std::string& key, const std::string& bytes) {
@@ -71,6 +71,7 @@ TEST(Cache, MetadataRecordsTheEntryAndNoMore) {
   EXPECT_EQ(entry->size, 3u);
   EXPECT_EQ(entry->etag, "etag-1");
   EXPECT_EQ(entry->sha256, sha256_hex("abc"));
+  EXPECT_EQ(entry->version, "v1");
   EXPECT_EQ(std::chrono::duration_cast<std::chrono::seconds>(entry->fetched_at - time.now).count(), 0);
 }
 

@@ -167,6 +167,12 @@ TEST_F(CliTest, UnreachableServerExitsFive) {
   EXPECT_EQ(run.status, 5) << run.err;
 }
 
+TEST_F(CliTest, LsPrintsSizeTabPathSorted) {
+  CliRun run = run_e2s({"ls", (served_.path() / "pkg").string()}, env());
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "6\ta.txt\n100000\tsub/b.bin\n");
+}
+
 TEST_F(CliTest, HelpAndVersion) {
   CliRun help = run_e2s({"--help"});
   EXPECT_EQ(help.status, 0);

@@ -347,8 +347,8 @@ TEST(PackageRoots, UserinfoInAnHttpRootIsRefused) {
 }
 
 TEST(PackageRoots, StoresNotBuiltYetParseButAnswerUnsupported) {
-  for (const char* root : {"hf://nvidia/fourcastnet3@main", "ngc://models/nvidia/modulus/modulus_fcn@v0.2",
-                           "s3://noaa-swpc-pds", "gs://dm_graphcast/gencast"}) {
+  for (const char* root : {"ngc://models/nvidia/modulus/modulus_fcn@v0.2", "s3://noaa-swpc-pds",
+                           "gs://dm_graphcast/gencast"}) {
     e2s::Package package(root);  // construction never touches the network
     try {
       package.resolve("file.bin");
@@ -376,6 +376,31 @@ TEST(LocalPackage, FilesAreUsedInPlaceAndNeverCached) {
     } catch (const e2s::Error& e) {
       EXPECT_EQ(e.code(), e2s::Errc::not_found);
     }
+  }
+}
+
+TEST(LocalPackage, ListGivesEveryFileSortedWithSizes) {
+  TempDir dir;
+  dir.write_file("b.bin", "12345");
+  dir.write_file("a/z.txt", "1");
+  dir.write_file("a/c/d.txt", "");
+  std::filesystem::create_directories(dir.path() / "empty");
+  auto files = e2s::Package(dir.path().string()).list();
+  ASSERT_EQ(files.size(), 3u);
+  EXPECT_EQ(files[0].path, "a/c/d.txt");
+  EXPECT_EQ(files[1].path, "a/z.txt");
+  EXPECT_EQ(files[2].path, "b.bin");
+  EXPECT_EQ(files[2].size, 5u);
+}
+
+TEST_F(PackageTest, PlainHttpCannotListAndSaysSo) {
+  e2s::Package package(root(), options());
+  try {
+    package.list();
+    FAIL() << "expected unsupported";
+  } catch (const e2s::Error& e) {
+    EXPECT_EQ(e.code(), e2s::Errc::unsupported);
+    EXPECT_NE(std::string(e.what()).find(root()), std::string::npos) << e.what();
   }
 }
 
