@@ -140,7 +140,10 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
   Digest digest(DigestAlgorithm::sha256);
   std::uint64_t written = 0;
   std::optional<std::uint64_t> total = file.size;
-  std::string etag = file.etag;
+  // The ETag of the server that sent the bytes on disk: a resumed range must
+  // come from the same version. The store's own ETag (file.etag) may name the
+  // file differently (the Hub's sha256 vs. its CDN's ETag), so it is kept apart.
+  std::string served_etag;
   std::optional<Error> local_failure;  // a disk error ends the download, no retry
   std::string rejection;               // why the last response was refused, if it was
   int attempts = 0;
@@ -162,7 +165,8 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
     std::optional<std::uint64_t> announced;
     if (response.status == 206) {
       auto start = content_range_start(response.header("content-range"));
-      const bool changed = !etag.empty() && !response_etag.empty() && response_etag != etag;
+      const bool changed =
+          !served_etag.empty() && !response_etag.empty() && response_etag != served_etag;
       if (!asked_range || start != written || changed) {
         // A range we did not ask for, or the file changed since the part on
         // disk was written: nothing here can be stitched together safely.
@@ -187,7 +191,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
       }
       total = announced;
     }
-    if (!response_etag.empty()) etag = response_etag;
+    if (!response_etag.empty()) served_etag = response_etag;
     return true;
   };
 
@@ -241,7 +245,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
                     " bytes, received " + std::to_string(written) + "; try again",
                 file.uri);
   }
-  Downloaded downloaded{written, digest.hex_final(), etag};
+  Downloaded downloaded{written, digest.hex_final(), file.etag.empty() ? served_etag : file.etag};
   if (!file.sha256.empty() && downloaded.sha256 != file.sha256) {
     throw Error(Errc::integrity,
                 "hash mismatch for " + file.uri + ": expected sha256 " + file.sha256 +

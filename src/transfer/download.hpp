@@ -29,7 +29,7 @@ struct RemoteFile {
 struct Downloaded {
   std::uint64_t size = 0;
   std::string sha256;  // of the bytes written
-  std::string etag;    // unquoted ETag of the response ("" when none)
+  std::string etag;    // RemoteFile::etag when the store gave one, else the response's (unquoted)
 };
 
 using TransferProgress =

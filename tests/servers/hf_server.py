@@ -2,7 +2,7 @@
 """Fake Hugging Face Hub and its LFS CDN on loopback, for e2s tests.
 
 Standard library only (runs with Debian's /usr/bin/python3). It follows
-docs protocols.md section 1: the URLs, headers, redirects and error codes the
+protocols.md section 1: the URLs, headers, redirects and error codes the
 real Hub uses. It imports http_server.py (same folder) for the HTTP plumbing,
 Range parsing and fault injection; that script keeps working on its own.
 
@@ -108,6 +108,7 @@ import sys
 import threading
 import urllib.parse
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import http_server as base  # noqa: E402  (the shared plumbing)
 

@@ -101,6 +101,27 @@ TEST_F(DownloadTest, WrongRangeOnResumeStartsOverInsteadOfStitching) {
   EXPECT_EQ(TempDir::read_file(out_.path() / "f.part"), bytes_);
 }
 
+TEST_F(DownloadTest, FileChangedOnTheServerBeforeAResumeIsNotStitched) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "cut"}, {"after", 600000}});
+  Retrier retrier(retry_options_);
+  bool changed = false;
+  TransferContext context{&client_, &retrier, {}, {}};
+  // Once the first bytes are on disk the server starts naming another version.
+  context.progress = [&](std::uint64_t done, std::optional<std::uint64_t>) {
+    if (!changed && done > 0) {
+      changed = true;
+      server_.add_headers("/f.bin", {{"ETag", "\"another-version\""}});
+    }
+  };
+  Downloaded result = download_file(remote(), out_.path() / "f.part", context);
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_EQ(result.etag, "another-version");
+  // Cut, a resume refused for its new ETag, then the whole file again.
+  EXPECT_EQ(server_.count("GET", "/f.bin"), 3u);
+  const nlohmann::json stats = server_.stats();
+  EXPECT_FALSE(stats["requests"].back()["range"].is_string()) << stats.dump();
+}
+
 TEST_F(DownloadTest, DiskFullIsAnIoErrorAndNotRetried) {
   Retrier retrier(retry_options_);
   TransferContext context{&client_, &retrier, {}, {}};

@@ -1,0 +1,363 @@
+// `e2s resolve` and `e2s ls` on hf:// roots against the fake Hub and its CDN
+// (tests/servers/hf_server.py): output, exit statuses, error lines, tokens.
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using e2s::test::TempDir;
+using e2s::test::TestServer;
+using nlohmann::json;
+
+constexpr const char* kToken = "hf_validtoken";
+
+// Variables that would let the runner's own Hub settings or proxy leak in.
+const std::set<std::string> kScrubbed = {
+    "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HOME", "HF_ENDPOINT",
+    "XDG_CACHE_HOME", "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_HUB_OFFLINE", "EARTH2STUDIO_OFFLINE",
+    "EARTH2STUDIO_MODEL_CACHE", "EARTH2STUDIO_CACHE", "http_proxy", "ALL_PROXY", "all_proxy"};
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the e2s binary with `args` in the test's environment minus kScrubbed,
+// plus `env`, with no terminal.
+CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+  // Everything the child needs is built before fork().
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (kScrubbed.count(name) == 0 && env.count(name) == 0) env_strings.push_back(entry);
+  }
+  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> arg_strings = {E2S_CLI_PATH};
+  arg_strings.insert(arg_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : arg_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  TempDir io;
+  const fs::path out = io.path() / "out", err = io.path() / "err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::dup2(null_fd, 0);
+    ::execve(E2S_CLI_PATH, argv.data(), envp.data());
+    ::_exit(127);
+  }
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  CliRun run;
+  run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+  run.out = TempDir::read_file(out);
+  run.err = TempDir::read_file(err);
+  return run;
+}
+
+std::size_t append_to_string(char* data, std::size_t size, std::size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The lines of `text`, which must end with a newline.
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "output does not end with a newline: " << text;
+      out.push_back(text.substr(start));
+      break;
+    }
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// One line "e2s: error: ..." on stderr, nothing on stdout.
+void expect_one_error_line(const CliRun& run) {
+  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_TRUE(run.out.empty()) << run.out;
+}
+
+class HfCliTest : public ::testing::Test {
+ protected:
+  HfCliTest()
+      : weights_(300000, 'w'),
+        hub_("hf_server.py",
+             {"--root", repos_.path().string(), "--page-size", "3", "--token", kToken}) {
+    repos_.write_file("models/acme/weather/repo.json",
+                      R"({"revisions": {"main": "main", "v1.0": "v1", "refs/pr/1": "pr1"}})");
+    repos_.write_file("models/acme/weather/main/config.json", "main\n");
+    repos_.write_file("models/acme/weather/main/weights.bin", weights_);
+    repos_.write_file("models/acme/weather/main/pangu/pangu_6.onnx", std::string(4096, '6'));
+    repos_.write_file("models/acme/weather/main/pangu/pangu_24.onnx", "onnx-24");
+    repos_.write_file("models/acme/weather/main/pangu/readme.md", "# pangu\n");
+    repos_.write_file("models/acme/weather/main/pangu/data/a.txt", "a");
+    repos_.write_file("models/acme/weather/main/pangu/data/b.txt", "bb");
+    repos_.write_file("models/acme/weather/main/pangu/data/c/d.txt", "ddd");
+    repos_.write_file("models/acme/weather/v1/config.json", "v1.0\n");
+    repos_.write_file("models/acme/weather/pr1/config.json", "refs/pr/1\n");
+    repos_.write_file("datasets/acme/era5/main/stats.json", "{}\n");
+    repos_.write_file("models/acme/private/repo.json", R"({"private": true})");
+    repos_.write_file("models/acme/private/main/weights.bin", std::string(20000, 'p'));
+    repos_.write_file("models/acme/gated/repo.json", R"({"gated": "auto", "tokens": []})");
+    repos_.write_file("models/acme/gated/main/model.bin", "gated\n");
+    repos_.write_file("models/acme/old-name/repo.json", R"({"moved_to": "acme/weather"})");
+  }
+
+  std::map<std::string, std::string> env() const {
+    return {{"EARTH2STUDIO_CACHE", cache_.path().string()},
+            {"HF_ENDPOINT", hub_.url()},
+            {"HF_HOME", home_.path().string()}};
+  }
+
+  // The commit of a revision of acme/weather, from the fake's GET /_info.
+  std::string commit(const std::string& revision) const {
+    std::string reply;
+    CURL* h = curl_easy_init();
+    const std::string url = hub_.url("/_info");
+    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_to_string);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
+    const CURLcode code = curl_easy_perform(h);
+    curl_easy_cleanup(h);
+    if (code != CURLE_OK) throw std::runtime_error("GET " + url + ": " + curl_easy_strerror(code));
+    return json::parse(reply).at("repos").at("models/acme/weather").at("revisions").at(revision);
+  }
+
+  std::vector<json> requests(const std::string& host) const {
+    std::vector<json> out;
+    const json stats = hub_.stats();  // not a temporary: the loop keeps references into it
+    for (const auto& request : stats.at("requests")) {
+      if (request.at("host") == host) out.push_back(request);
+    }
+    return out;
+  }
+
+  TempDir repos_;
+  TempDir home_;
+  TempDir cache_;
+  std::string weights_;
+  TestServer hub_;
+};
+
+TEST_F(HfCliTest, ResolveEveryRootForm) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"hf://acme/weather", "main\n"},
+      {"hf://acme/weather@main", "main\n"},
+      {"hf://acme/weather@v1.0", "v1.0\n"},
+      {"hf://acme/weather@refs/pr/1", "refs/pr/1\n"},
+      {"hf://acme/weather@refs%2Fpr%2F1", "refs/pr/1\n"},
+  };
+  for (const auto& [root, content] : cases) {
+    SCOPED_TRACE(root);
+    CliRun run = run_e2s({"resolve", root, "config.json"}, env());
+    ASSERT_EQ(run.status, 0) << run.err;
+    const auto out = lines(run.out);
+    ASSERT_EQ(out.size(), 1u) << run.out;
+    EXPECT_TRUE(fs::path(out[0]).is_absolute()) << out[0];
+    EXPECT_EQ(TempDir::read_file(out[0]), content);
+    EXPECT_TRUE(run.err.empty()) << run.err;
+  }
+}
+
+TEST_F(HfCliTest, ResolveSmallAndLfsFilesOfASubFolderAndADataset) {
+  CliRun run = run_e2s({"resolve", "hf://acme/weather", "weights.bin", "config.json"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  auto out = lines(run.out);
+  ASSERT_EQ(out.size(), 2u) << run.out;
+  EXPECT_EQ(fs::path(out[0]).filename(), "weights.bin");
+  EXPECT_EQ(TempDir::read_file(out[0]), weights_);
+  EXPECT_EQ(TempDir::read_file(out[1]), "main\n");
+  EXPECT_FALSE(requests("cdn").empty());
+
+  run = run_e2s({"resolve", "hf://acme/weather/pangu", "data/c/d.txt"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  out = lines(run.out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(fs::path(out[0]).filename(), "d.txt");
+  EXPECT_EQ(fs::path(out[0]).parent_path().filename(), "c");
+  EXPECT_EQ(TempDir::read_file(out[0]), "ddd");
+
+  run = run_e2s({"resolve", "hf://datasets/acme/era5", "stats.json"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), "{}\n");
+}
+
+TEST_F(HfCliTest, RenamedRepoResolves) {
+  CliRun run = run_e2s({"resolve", "hf://acme/old-name", "config.json"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), "main\n");
+}
+
+TEST_F(HfCliTest, TokenReachesTheHubButNotTheCdn) {
+  auto with_token = env();
+  with_token["HF_TOKEN"] = kToken;
+  CliRun run = run_e2s({"resolve", "hf://acme/private", "weights.bin"}, with_token);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), std::string(20000, 'p'));
+  const auto hub = requests("hub");
+  const auto cdn = requests("cdn");
+  ASSERT_FALSE(hub.empty());
+  ASSERT_FALSE(cdn.empty());
+  for (const auto& request : hub) {
+    EXPECT_EQ(request.at("headers").value("authorization", ""), std::string("Bearer ") + kToken);
+  }
+  for (const auto& request : cdn) {
+    EXPECT_FALSE(request.at("headers").contains("authorization")) << request.dump();
+  }
+}
+
+TEST_F(HfCliTest, TokenFromHfHomeFile) {
+  home_.write_file("token", std::string(kToken) + "\n");
+  CliRun run = run_e2s({"resolve", "hf://acme/private", "weights.bin"}, env());
+  EXPECT_EQ(run.status, 0) << run.err;
+}
+
+TEST_F(HfCliTest, PrivateRepoWithoutTokenExitsThreeAndMentionsHfToken) {
+  CliRun run = run_e2s({"resolve", "hf://acme/private", "weights.bin"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "HF_TOKEN")) << run.err;
+}
+
+TEST_F(HfCliTest, GatedRepoExitsFourWithTheHint) {
+  CliRun run = run_e2s({"resolve", "hf://acme/gated", "model.bin"}, env());
+  EXPECT_EQ(run.status, 4) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "HF_TOKEN")) << run.err;
+  EXPECT_TRUE(contains(run.err, hub_.url("/acme/gated"))) << run.err;
+}
+
+TEST_F(HfCliTest, MissingRevisionAndFileExitThreeAndSayWhich) {
+  CliRun run = run_e2s({"resolve", "hf://acme/weather@nope-branch", "config.json"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "revision")) << run.err;
+  EXPECT_TRUE(contains(run.err, "nope-branch")) << run.err;
+
+  run = run_e2s({"resolve", "hf://acme/weather", "missing.bin"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "missing.bin")) << run.err;
+
+  run = run_e2s({"resolve", "hf://acme/nothere", "config.json"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+}
+
+TEST_F(HfCliTest, LyingCdnExitsSix) {
+  hub_.fault({{"host", "cdn"}, {"path", "*"}, {"kind", "corrupt"}, {"times", -1},
+              {"methods", {"GET"}}});
+  CliRun run = run_e2s({"resolve", "hf://acme/weather", "weights.bin"}, env());
+  EXPECT_EQ(run.status, 6) << run.err;
+  expect_one_error_line(run);
+}
+
+TEST_F(HfCliTest, MalformedRootExitsTwoAndListsTheForms) {
+  CliRun run = run_e2s({"resolve", "hf://single", "config.json"}, env());
+  EXPECT_EQ(run.status, 2) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "datasets/")) << run.err;
+  EXPECT_TRUE(hub_.stats().at("requests").empty());
+}
+
+TEST_F(HfCliTest, SecondResolveOfAPinnedCommitMakesNoRequest) {
+  const std::string root = "hf://acme/weather@" + commit("main");
+  CliRun first = run_e2s({"resolve", root, "config.json", "weights.bin"}, env());
+  ASSERT_EQ(first.status, 0) << first.err;
+  hub_.reset();
+  CliRun again = run_e2s({"resolve", root, "config.json", "weights.bin"}, env());
+  EXPECT_EQ(again.status, 0) << again.err;
+  EXPECT_EQ(again.out, first.out);
+  EXPECT_TRUE(hub_.stats().at("requests").empty()) << hub_.stats().dump();
+}
+
+TEST_F(HfCliTest, LsPrintsSizeTabPathSortedAndRelativeToTheSubFolder) {
+  CliRun run = run_e2s({"ls", "hf://acme/weather/pangu"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "1\tdata/a.txt\n"
+            "2\tdata/b.txt\n"
+            "3\tdata/c/d.txt\n"
+            "7\tpangu_24.onnx\n"
+            "4096\tpangu_6.onnx\n"
+            "8\treadme.md\n");
+  EXPECT_TRUE(run.err.empty()) << run.err;
+  std::size_t with_cursor = 0;
+  for (const auto& request : requests("hub")) {
+    if (contains(request.at("path"), "cursor=")) ++with_cursor;
+  }
+  EXPECT_GE(with_cursor, 2u) << "8 tree entries at 3 a page";
+}
+
+TEST_F(HfCliTest, LsOfTheWholeRepoAndAtARevision) {
+  CliRun run = run_e2s({"ls", "hf://acme/weather"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "5\tconfig.json\n"
+            "1\tpangu/data/a.txt\n"
+            "2\tpangu/data/b.txt\n"
+            "3\tpangu/data/c/d.txt\n"
+            "7\tpangu/pangu_24.onnx\n"
+            "4096\tpangu/pangu_6.onnx\n"
+            "8\tpangu/readme.md\n"
+            "300000\tweights.bin\n");
+  run = run_e2s({"ls", "hf://acme/weather@refs%2Fpr%2F1"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "10\tconfig.json\n");
+}
+
+TEST_F(HfCliTest, LsErrorsExitLikeResolve) {
+  CliRun run = run_e2s({"ls", "hf://acme/private"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  run = run_e2s({"ls", "hf://acme/nothere"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  run = run_e2s({"ls", "hf://single"}, env());
+  EXPECT_EQ(run.status, 2) << run.err;
+  expect_one_error_line(run);
+}
+
+}  // namespace
