@@ -77,6 +77,24 @@ HfSettings hf_settings() {
   return settings;
 }
 
+NgcSettings ngc_settings() {
+  NgcSettings settings;
+  auto base = env_value("NGC_CLI_API_URL");
+  if (!base) base = env_value("NGC_CLI_SEARCH_SERVICE_URL");
+  settings.api_base = base.value_or("https://api.ngc.nvidia.com/");
+  // Earth2Studio joins paths with urljoin, which needs the trailing '/'.
+  if (!settings.api_base.ends_with('/')) settings.api_base += '/';
+  settings.auth_url = env_value("NGC_CLI_AUTH_URL").value_or("https://authn.nvidia.com/token");
+  for (const char* name : {"NGC_CLI_API_KEY", "NGC_API_KEY"}) {
+    if (auto key = env_value(name)) {
+      settings.api_key = strip_token(*key);
+      settings.key_source = name;
+      if (!settings.api_key.empty()) break;
+    }
+  }
+  return settings;
+}
+
 }  // namespace detail
 
 std::filesystem::path Package::default_cache(std::string_view sub) {

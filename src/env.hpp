@@ -30,4 +30,16 @@ struct HfSettings {
 // HF_HUB_DISABLE_IMPLICIT_TOKEN turns the token off.
 HfSettings hf_settings();
 
+// Where NGC is and the key to it (protocols.md §2.6).
+struct NgcSettings {
+  std::string api_base;    // ends with '/'; default https://api.ngc.nvidia.com/
+  std::string auth_url;    // default https://authn.nvidia.com/token
+  std::string api_key;     // "" when none; never logged
+  std::string key_source;  // "NGC_CLI_API_KEY" or "NGC_API_KEY"
+};
+
+// NGC_CLI_API_URL, else NGC_CLI_SEARCH_SERVICE_URL (as Earth2Studio), else the
+// public API; NGC_CLI_AUTH_URL; the key from NGC_CLI_API_KEY, else NGC_API_KEY.
+NgcSettings ngc_settings();
+
 }  // namespace e2s::detail

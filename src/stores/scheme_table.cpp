@@ -34,7 +34,7 @@ struct SchemeEntry {
 constexpr SchemeEntry kSchemes[] = {
     {Scheme::http, &make_http_store},
     {Scheme::hf, &make_hf_store},
-    {Scheme::ngc, nullptr},
+    {Scheme::ngc, &make_ngc_store},
     {Scheme::s3, nullptr},
     {Scheme::gs, nullptr},
 };
@@ -51,7 +51,7 @@ std::unique_ptr<Store> make_store(const Location& location, const StoreContext& 
               "package root \"" + location.root + "\" is valid, but fetching from " +
                   std::string(to_string(location.scheme)) +
                   ":// is not supported by this version of e2s yet; use a local, file://, "
-                  "http(s):// or hf:// root",
+                  "http(s)://, hf:// or ngc:// root",
               location.root);
 }
 

@@ -62,6 +62,9 @@ std::unique_ptr<Store> make_http_store(const Location& location, const StoreCont
 // hf:// roots: the Hugging Face Hub (protocols.md §1).
 std::unique_ptr<Store> make_hf_store(const Location& location, const StoreContext& context);
 
+// ngc://models/ roots: the NGC model registry (protocols.md §2).
+std::unique_ptr<Store> make_ngc_store(const Location& location, const StoreContext& context);
+
 // Local roots are used in place: the absolute path of `file_path` under the
 // root folder. Throws Error(not_found) when it is not a regular file, naming
 // the root.

@@ -7,6 +7,8 @@
 #include <charconv>
 #include <cstring>
 
+#include <spdlog/spdlog.h>
+
 #include "transfer/hash.hpp"
 
 namespace e2s::detail {
@@ -67,6 +69,10 @@ std::optional<std::uint64_t> content_length(const http::Response& response) {
   if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
   return length;
 }
+
+// Signed download URLs answer these once they have expired.
+bool is_expired(int status) { return status == 401 || status == 403 || status == 410; }
+constexpr int kMaxRenewals = 3;
 
 }  // namespace
 
@@ -195,9 +201,10 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
     return true;
   };
 
-  http::Result result = context.retrier->run([&]() -> http::Result {
+  http::Request current = file.request;  // replaced when an expired URL is renewed
+  auto attempt_once = [&]() -> http::Result {
     ++attempts;
-    http::Request request = file.request;
+    http::Request request = current;
     const bool asked_range = written > 0;
     if (asked_range) {
       request.range_begin = written;
@@ -228,9 +235,22 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
       attempt.detail = rejection;
     }
     return attempt;
-  }, [&file](const http::Result& failed, std::chrono::milliseconds pause) {
+  };
+  auto on_retry = [&file](const http::Result& failed, std::chrono::milliseconds pause) {
     log_retry(file.uri, failed, pause);
-  });
+  };
+
+  http::Result result = context.retrier->run(attempt_once, on_retry);
+  // A signed URL that expired part-way is renewed, not failed: the bytes on
+  // disk stay and the next request resumes at their end.
+  for (int renewals = 0; file.renew && renewals < kMaxRenewals && !local_failure &&
+                         result.transport == http::Transport::ok && is_expired(result.response.status);
+       ++renewals) {
+    spdlog::info("{}: download URL refused (HTTP {}); asking for a new one", file.uri,
+                 result.response.status);
+    current = file.renew();
+    result = context.retrier->run(attempt_once, on_retry);
+  }
 
   if (local_failure) throw *local_failure;
   const bool success = result.transport == http::Transport::ok && result.response.status >= 200 &&

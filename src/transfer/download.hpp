@@ -24,6 +24,10 @@ struct RemoteFile {
   std::string etag;                    // ETag known beforehand ("" when none), unquoted
   std::string sha256;                  // expected lowercase hex, when the store knows it
   std::string version;                 // the store's version of the file (e.g. a commit), or ""
+  // Optional: a fresh request for the same file, for download URLs that
+  // expire (signed URLs). Called when the server answers 401, 403 or 410
+  // part-way; the download then continues at its offset.
+  std::function<http::Request()> renew;
 };
 
 struct Downloaded {

@@ -55,4 +55,13 @@ std::string sha256_hex(std::string_view data) {
   return digest.hex_final();
 }
 
+std::string base64_encode(std::string_view data) {
+  std::string out(4 * ((data.size() + 2) / 3), '\0');
+  const int written = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                      reinterpret_cast<const unsigned char*>(data.data()),
+                                      static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(written));
+  return out;
+}
+
 }  // namespace e2s::detail

@@ -33,4 +33,7 @@ class Digest {
 // Lowercase hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 
+// Standard base64 (RFC 4648, with padding) of `data`, for HTTP Basic credentials.
+std::string base64_encode(std::string_view data);
+
 }  // namespace e2s::detail
