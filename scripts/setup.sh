@@ -14,7 +14,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config ca-certificates python3 openssl
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
-  libspdlog-dev libfmt-dev libarchive-dev
+  libspdlog-dev libpugixml-dev libfmt-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 

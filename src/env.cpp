@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <iterator>
 
 #include "e2s/package.hpp"
@@ -93,6 +94,91 @@ NgcSettings ngc_settings() {
     }
   }
   return settings;
+}
+
+namespace {
+
+using IniSection = std::map<std::string, std::string>;
+
+// The [section] of an AWS-style INI file ("key = value" lines, '#' and ';'
+// comments); empty when the file or the section is missing.
+IniSection read_ini_section(const std::filesystem::path& file, const std::string& section) {
+  IniSection values;
+  std::ifstream in(file);
+  std::string line;
+  bool inside = false;
+  auto trim = [](std::string text) {
+    const auto begin = text.find_first_not_of(" \t\r");
+    const auto end = text.find_last_not_of(" \t\r");
+    return begin == std::string::npos ? std::string() : text.substr(begin, end - begin + 1);
+  };
+  while (std::getline(in, line)) {
+    line = trim(line);
+    if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+    if (line.front() == '[' && line.back() == ']') {
+      inside = trim(line.substr(1, line.size() - 2)) == section;
+      continue;
+    }
+    const auto equals = line.find('=');
+    if (inside && equals != std::string::npos) {
+      values[trim(line.substr(0, equals))] = trim(line.substr(equals + 1));
+    }
+  }
+  return values;
+}
+
+std::filesystem::path aws_file(const char* variable, const char* name) {
+  if (auto path = env_value(variable)) return *path;
+  if (auto home = env_value("HOME")) return std::filesystem::path(*home) / ".aws" / name;
+  return {};
+}
+
+}  // namespace
+
+AwsSettings aws_settings() {
+  AwsSettings settings;
+  const std::string profile = env_value("AWS_PROFILE").value_or("default");
+  const auto key = env_value("AWS_ACCESS_KEY_ID");
+  const auto secret = env_value("AWS_SECRET_ACCESS_KEY");
+  if (key && secret) {
+    settings.access_key = *key;
+    settings.secret_key = *secret;
+    auto token = env_value("AWS_SESSION_TOKEN");
+    if (!token) token = env_value("AWS_SECURITY_TOKEN");
+    settings.session_token = token.value_or("");
+    settings.credentials_source = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
+  } else {
+    const auto file = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+    IniSection credentials = read_ini_section(file, profile);
+    if (!credentials["aws_access_key_id"].empty() && !credentials["aws_secret_access_key"].empty()) {
+      settings.access_key = credentials["aws_access_key_id"];
+      settings.secret_key = credentials["aws_secret_access_key"];
+      settings.session_token = credentials["aws_session_token"];
+      settings.credentials_source = "profile " + profile + " in " + file.string();
+    }
+  }
+
+  IniSection config = read_ini_section(aws_file("AWS_CONFIG_FILE", "config"),
+                                       profile == "default" ? "default" : "profile " + profile);
+  auto region = env_value("AWS_REGION");
+  if (!region) region = env_value("AWS_DEFAULT_REGION");
+  settings.region = region.value_or(config["region"].empty() ? "us-east-1" : config["region"]);
+
+  auto endpoint = env_value("AWS_ENDPOINT_URL_S3");
+  if (!endpoint) endpoint = env_value("AWS_ENDPOINT_URL");
+  if (!endpoint && !config["endpoint_url"].empty() && !env_flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
+    endpoint = config["endpoint_url"];
+  }
+  settings.endpoint = endpoint.value_or("");
+  while (settings.endpoint.ends_with('/')) settings.endpoint.pop_back();
+  return settings;
+}
+
+std::string gcs_base_url() {
+  std::string base = env_value("STORAGE_EMULATOR_HOST").value_or("https://storage.googleapis.com");
+  if (base.find("://") == std::string::npos) base = "http://" + base;
+  while (base.ends_with('/')) base.pop_back();
+  return base;
 }
 
 }  // namespace detail

@@ -42,4 +42,26 @@ struct NgcSettings {
 // public API; NGC_CLI_AUTH_URL; the key from NGC_CLI_API_KEY, else NGC_API_KEY.
 NgcSettings ngc_settings();
 
+// AWS credentials, region and endpoint for S3 (protocols.md §3.1, §3.8).
+struct AwsSettings {
+  std::string access_key;          // "" when none: anonymous requests
+  std::string secret_key;          // never logged
+  std::string session_token;       // "" when none; never logged
+  std::string credentials_source;  // "AWS_ACCESS_KEY_ID", "profile NAME in FILE", ...
+  std::string region;              // default us-east-1
+  std::string endpoint;            // "" for AWS itself; else without trailing '/'
+};
+
+// Credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (+AWS_SESSION_TOKEN
+// or AWS_SECURITY_TOKEN), else the profile AWS_PROFILE (default "default") in
+// AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials). Region from
+// AWS_REGION, AWS_DEFAULT_REGION, then the profile in AWS_CONFIG_FILE (default
+// ~/.aws/config). Endpoint from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then
+// the profile's endpoint_url (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS).
+AwsSettings aws_settings();
+
+// STORAGE_EMULATOR_HOST ("http://" added when it has no scheme), else
+// https://storage.googleapis.com; without trailing '/'.
+std::string gcs_base_url();
+
 }  // namespace e2s::detail

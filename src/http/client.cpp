@@ -420,6 +420,15 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   // header when a redirect leaves the original host, port or scheme.
   check(curl_easy_setopt(h, CURLOPT_USERAGENT, impl_->agent.c_str()));
   if (header_list) check(curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list.get()));
+  std::string aws_provider, aws_credentials;  // alive until curl_easy_perform returns
+  if (request.aws_sigv4) {
+    // Region and service are always spelt out: curl would otherwise guess
+    // them from the host name, wrongly for virtual-hosted buckets and IPs.
+    aws_provider = "aws:amz:" + request.aws_sigv4->region + ":" + request.aws_sigv4->service;
+    aws_credentials = request.aws_sigv4->access_key + ":" + request.aws_sigv4->secret_key;
+    check(curl_easy_setopt(h, CURLOPT_AWS_SIGV4, aws_provider.c_str()));
+    check(curl_easy_setopt(h, CURLOPT_USERPWD, aws_credentials.c_str()));
+  }
   if (request.method == "HEAD") {
     check(curl_easy_setopt(h, CURLOPT_NOBODY, 1L));
   } else {

@@ -17,6 +17,19 @@ namespace e2s::detail::http {
 
 struct Response;
 
+// AWS Signature Version 4, computed by libcurl (CURLOPT_AWS_SIGV4). libcurl
+// 7.88.1 signs the URL's path and query verbatim, so the caller must give
+// them already canonical (each path segment percent-encoded once, query
+// parameters sorted and encoded), and must add x-amz-content-sha256 (and
+// x-amz-security-token for session credentials) as headers: every header is
+// signed.
+struct AwsSigV4 {
+  std::string region;      // e.g. "us-east-1"
+  std::string service;     // "s3"
+  std::string access_key;
+  std::string secret_key;  // never logged
+};
+
 struct Request {
   std::string method = "GET";             // "GET" or "HEAD"
   std::string url;
@@ -24,6 +37,7 @@ struct Request {
   std::optional<std::uint64_t> range_begin;  // sends Range: bytes=begin-[end]
   std::optional<std::uint64_t> range_end;    // inclusive; open-ended when absent
   bool follow_redirects = true;           // at most 10, http/https only
+  std::optional<AwsSigV4> aws_sigv4;      // sign the request; absent: unsigned
   // Called once with the final response's status and headers, before the
   // first body byte of a 2xx response reaches the sink (so a caller can choose
   // where the bytes go, e.g. restart when a Range request got a 200). Return

@@ -28,30 +28,26 @@ using Factory = std::unique_ptr<Store> (*)(const Location&, const StoreContext&)
 
 struct SchemeEntry {
   Scheme scheme;
-  Factory factory;  // nullptr: parsed and validated, but not fetchable yet
+  Factory factory;
 };
 
 constexpr SchemeEntry kSchemes[] = {
     {Scheme::http, &make_http_store},
     {Scheme::hf, &make_hf_store},
     {Scheme::ngc, &make_ngc_store},
-    {Scheme::s3, nullptr},
-    {Scheme::gs, nullptr},
+    {Scheme::s3, &make_s3_store},
+    {Scheme::gs, &make_gcs_store},
 };
 
 }  // namespace
 
 std::unique_ptr<Store> make_store(const Location& location, const StoreContext& context) {
   for (const SchemeEntry& entry : kSchemes) {
-    if (entry.scheme != location.scheme) continue;
-    if (entry.factory != nullptr) return entry.factory(location, context);
-    break;
+    if (entry.scheme == location.scheme) return entry.factory(location, context);
   }
   throw Error(Errc::unsupported,
-              "package root \"" + location.root + "\" is valid, but fetching from " +
-                  std::string(to_string(location.scheme)) +
-                  ":// is not supported by this version of e2s yet; use a local, file://, "
-                  "http(s)://, hf:// or ngc:// root",
+              "package root \"" + location.root + "\" has no remote store (" +
+                  std::string(to_string(location.scheme)) + ")",
               location.root);
 }
 

@@ -53,7 +53,7 @@ class Store {
 };
 
 // The scheme table: a store for a remote location. Throws Error(unsupported)
-// for schemes whose store is not built yet.
+// for a location without a remote store (local roots).
 std::unique_ptr<Store> make_store(const Location& location, const StoreContext& context);
 
 // http(s):// roots: files at <base_url>/<percent-encoded path>.
@@ -64,6 +64,12 @@ std::unique_ptr<Store> make_hf_store(const Location& location, const StoreContex
 
 // ngc://models/ roots: the NGC model registry (protocols.md §2).
 std::unique_ptr<Store> make_ngc_store(const Location& location, const StoreContext& context);
+
+// s3:// roots: Amazon S3 and S3-compatible stores (protocols.md §3).
+std::unique_ptr<Store> make_s3_store(const Location& location, const StoreContext& context);
+
+// gs:// roots: Google Cloud Storage, anonymous (protocols.md §4).
+std::unique_ptr<Store> make_gcs_store(const Location& location, const StoreContext& context);
 
 // Local roots are used in place: the absolute path of `file_path` under the
 // root folder. Throws Error(not_found) when it is not a regular file, naming

@@ -70,6 +70,60 @@ std::optional<std::uint64_t> content_length(const http::Response& response) {
   return length;
 }
 
+// Every digest a download is checked against, fed in the same pass as the
+// bytes are written: sha256 always (it goes into the cache metadata), md5 and
+// CRC-32C when the store announced them.
+class StreamHashes {
+ public:
+  explicit StreamHashes(const RemoteFile& file) : want_md5_(!file.md5.empty()),
+                                                  want_crc32c_(file.crc32c.has_value()) {
+    if (want_md5_) md5_.emplace(DigestAlgorithm::md5);
+  }
+
+  void update(const char* data, std::size_t size) {
+    sha256_.update(data, size);
+    if (md5_) md5_->update(data, size);
+    if (want_crc32c_) crc32c_.update(data, size);
+  }
+
+  void reset() {
+    sha256_.reset();
+    if (md5_) md5_->reset();
+    crc32c_.reset();
+  }
+
+  // Throws Error(integrity) when a digest the store announced differs;
+  // returns the sha256.
+  std::string verify(const RemoteFile& file) {
+    std::string sha256 = sha256_.hex_final();
+    if (!file.sha256.empty() && sha256 != file.sha256) throw mismatch(file, "sha256", file.sha256, sha256);
+    if (md5_) {
+      std::string md5 = md5_->hex_final();
+      if (md5 != file.md5) throw mismatch(file, "md5", file.md5, md5);
+    }
+    if (want_crc32c_ && crc32c_.value() != *file.crc32c) {
+      throw mismatch(file, "crc32c", std::to_string(*file.crc32c), std::to_string(crc32c_.value()));
+    }
+    return sha256;
+  }
+
+ private:
+  static Error mismatch(const RemoteFile& file, const char* algorithm, const std::string& expected,
+                        const std::string& received) {
+    return Error(Errc::integrity,
+                 std::string("hash mismatch for ") + file.uri + ": expected " + algorithm + " " +
+                     expected + ", received " + received +
+                     "; the server sent corrupt data, try again or report it to the host",
+                 file.uri);
+  }
+
+  bool want_md5_;
+  bool want_crc32c_;
+  Digest sha256_{DigestAlgorithm::sha256};
+  std::optional<Digest> md5_;
+  Crc32c crc32c_;
+};
+
 // Signed download URLs answer these once they have expired.
 bool is_expired(int status) { return status == 401 || status == 403 || status == 410; }
 constexpr int kMaxRenewals = 3;
@@ -143,7 +197,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
   File out(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (out.get() < 0) throw write_error(temp_path, file.uri, errno);
 
-  Digest digest(DigestAlgorithm::sha256);
+  StreamHashes hashes(file);
   std::uint64_t written = 0;
   std::optional<std::uint64_t> total = file.size;
   // The ETag of the server that sent the bytes on disk: a resumed range must
@@ -155,7 +209,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
   int attempts = 0;
 
   auto restart = [&] {
-    digest.reset();
+    hashes.reset();
     written = 0;
     if (::ftruncate(out.get(), 0) != 0 || ::lseek(out.get(), 0, SEEK_SET) != 0) {
       local_failure = write_error(temp_path, file.uri, errno);
@@ -223,7 +277,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
         }
         done += static_cast<std::size_t>(n);
       }
-      digest.update(data, size);
+      hashes.update(data, size);
       written += size;
       if (context.progress) context.progress(written, total);
       return true;
@@ -265,14 +319,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
                     " bytes, received " + std::to_string(written) + "; try again",
                 file.uri);
   }
-  Downloaded downloaded{written, digest.hex_final(), file.etag.empty() ? served_etag : file.etag};
-  if (!file.sha256.empty() && downloaded.sha256 != file.sha256) {
-    throw Error(Errc::integrity,
-                "hash mismatch for " + file.uri + ": expected sha256 " + file.sha256 +
-                    ", received " + downloaded.sha256 +
-                    "; the server sent corrupt data, try again or report it to the host",
-                file.uri);
-  }
+  Downloaded downloaded{written, hashes.verify(file), file.etag.empty() ? served_etag : file.etag};
   if (::fsync(out.get()) != 0) throw write_error(temp_path, file.uri, errno);
   if (context.progress) context.progress(written, written);
   return downloaded;

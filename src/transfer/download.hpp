@@ -23,6 +23,8 @@ struct RemoteFile {
   std::optional<std::uint64_t> size;   // expected size, when known beforehand
   std::string etag;                    // ETag known beforehand ("" when none), unquoted
   std::string sha256;                  // expected lowercase hex, when the store knows it
+  std::string md5;                     // expected lowercase hex (S3 ETag, GCS md5), or ""
+  std::optional<std::uint32_t> crc32c; // expected CRC-32C (GCS), when known
   std::string version;                 // the store's version of the file (e.g. a commit), or ""
   // Optional: a fresh request for the same file, for download URLs that
   // expire (signed URLs). Called when the server answers 401, 403 or 410

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -30,10 +32,28 @@ class Digest {
   std::unique_ptr<Impl> impl_;
 };
 
+// CRC-32C (Castagnoli), as Google Cloud Storage reports it. Debian ships no
+// C/C++ library for it; the table-driven form is a few lines.
+class Crc32c {
+ public:
+  void update(const void* data, std::size_t size);
+  std::uint32_t value() const noexcept { return ~state_; }
+  void reset() noexcept { state_ = 0xFFFFFFFFu; }
+
+ private:
+  std::uint32_t state_ = 0xFFFFFFFFu;
+};
+
 // Lowercase hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 
 // Standard base64 (RFC 4648, with padding) of `data`, for HTTP Basic credentials.
 std::string base64_encode(std::string_view data);
+
+// Decodes standard base64; nullopt when `text` is not valid base64.
+std::optional<std::string> base64_decode(std::string_view text);
+
+// Lowercase hex of arbitrary bytes.
+std::string to_hex(std::string_view bytes);
 
 }  // namespace e2s::detail

@@ -154,11 +154,6 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
 }
 
-TEST_F(CliTest, UnsupportedStoreExitsOne) {
-  CliRun run = run_e2s({"resolve", "s3://noaa-swpc-pds", "x"}, env());
-  EXPECT_EQ(run.status, 1);
-  EXPECT_NE(run.err.find("not supported"), std::string::npos) << run.err;
-}
 
 TEST_F(CliTest, UnreachableServerExitsFive) {
   // A port nobody listens on: connection refused on every retry.

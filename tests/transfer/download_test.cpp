@@ -82,6 +82,36 @@ TEST_F(DownloadTest, CorruptBytesAreCaughtWhenTheHashIsKnown) {
   }
 }
 
+TEST_F(DownloadTest, AnnouncedMd5AndCrc32cAreChecked) {
+  RemoteFile file = remote();
+  Digest md5(DigestAlgorithm::md5);
+  md5.update(bytes_.data(), bytes_.size());
+  file.md5 = md5.hex_final();
+  Crc32c crc;
+  crc.update(bytes_.data(), bytes_.size());
+  file.crc32c = crc.value();
+  EXPECT_EQ(fetch(file).sha256, sha256_hex(bytes_));
+
+  RemoteFile wrong_md5 = remote();
+  wrong_md5.md5 = "00000000000000000000000000000000";
+  try {
+    fetch(wrong_md5);
+    ADD_FAILURE() << "expected integrity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::integrity);
+    EXPECT_NE(std::string(e.what()).find("md5"), std::string::npos);
+  }
+  RemoteFile wrong_crc = remote();
+  wrong_crc.crc32c = crc.value() ^ 1u;
+  try {
+    fetch(wrong_crc);
+    ADD_FAILURE() << "expected integrity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::integrity);
+    EXPECT_NE(std::string(e.what()).find("crc32c"), std::string::npos);
+  }
+}
+
 TEST_F(DownloadTest, SizeDifferentFromTheStoresClaimIsAnIntegrityError) {
   RemoteFile file = remote();
   file.size = bytes_.size() + 1;
