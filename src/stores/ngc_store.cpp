@@ -72,6 +72,15 @@ class NgcStore final : public Store {
     if (failed.transport != http::Transport::ok) return http_error(failed, uri, attempts);
     const int status = failed.response.status;
     const std::string what = "model " + model_name() + ", version " + ngc_.version + file_note(uri);
+    // The signed download URL lives on a storage host, not the API: its
+    // refusals say nothing about the API key.
+    const std::string& from = failed.response.effective_url;
+    if (!from.empty() && url_origin(from) != url_origin(settings_.api_base)) {
+      return Error(status == 404 ? Errc::not_found : Errc::network,
+                   "the storage host refused the signed download URL for " + uri + " (HTTP " +
+                       std::to_string(status) + ", also after asking NGC for new ones); try again later",
+                   uri, status);
+    }
     if (status == 404) {
       return Error(Errc::not_found,
                    "not found on NGC: " + what + " (" + uri +
@@ -89,11 +98,11 @@ class NgcStore final : public Store {
       const std::string hint =
           settings_.api_key.empty()
               ? "set NGC_CLI_API_KEY to an NGC API key with access to this model"
-              : "check that the key in " + settings_.key_source +
-                    " is valid and has access to org " + (ngc_.org.empty() ? ngc_.name : ngc_.org);
+              : "check NGC_CLI_API_KEY: the key (from " + settings_.key_source +
+                    ") must be valid and have access to org " + (ngc_.org.empty() ? ngc_.name : ngc_.org);
       return Error(Errc::unauthorized,
                    "NGC refused access to " + what + " (HTTP " + std::to_string(status) + ", " +
-                       uri + "); " + hint + " (NGC_CLI_API_KEY)",
+                       uri + "); " + hint,
                    uri, status);
     }
     return http_error(failed, uri, attempts);
@@ -238,7 +247,10 @@ class NgcStore final : public Store {
     int attempts = 0;
     std::string body;
     http::Result result = fetch_body(request, what, attempts, body);
-    if (result.transport != http::Transport::ok) throw http_error(result, what, attempts);
+    if (result.transport != http::Transport::ok) {
+      const Error failure = http_error(result, what, attempts);
+      throw Error(failure.code(), std::string(failure.what()) + "; check NGC_CLI_AUTH_URL", root_);
+    }
     const int status = result.response.status;
     if (status == 401 || status == 403) {
       throw Error(Errc::unauthorized,
