@@ -22,6 +22,7 @@ struct GlobalOptions {
   long timeout_seconds = 0;
   bool quiet = false;
   bool verbose = false;
+  int connections = 0;
 };
 
 void configure_logging(const GlobalOptions& global) {
@@ -37,6 +38,7 @@ void configure_logging(const GlobalOptions& global) {
 e2s::PackageOptions package_options(const GlobalOptions& global, e2s::cli::ProgressBar& bar) {
   e2s::PackageOptions options;
   if (global.timeout_seconds > 0) options.timeout = std::chrono::seconds(global.timeout_seconds);
+  if (global.connections > 0) options.max_connections = global.connections;
   if (bar.enabled()) options.progress = [&bar](const e2s::Progress& p) { bar.update(p); };
   return options;
 }
@@ -105,6 +107,9 @@ int main(int argc, char** argv) {
                  "Overall limit of one file transfer in seconds (default: "
                  "EARTH2STUDIO_PACKAGE_TIMEOUT or 300)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--connections", global.connections,
+                 "Parallel connections per download and across files (1-16, default 8)")
+      ->check(CLI::Range(1, 16));
   app.add_flag("-q,--quiet", global.quiet, "No progress bar, errors only");
   app.add_flag("-v,--verbose", global.verbose, "Log what e2s does (cache hits, requests, retries)");
   app.footer(

@@ -63,6 +63,10 @@ struct PackageOptions {
   // Read size for open() and streaming. Default: Package::default_blocksize().
   std::size_t block_size = 0;
   RetryOptions retry;
+  // Parallel connections for one large file (byte ranges) and for several
+  // files resolved together; 1 disables parallel transfers. At most 16.
+  // Default: 8.
+  int max_connections = 8;
   // Never touch the network: serve from the cache or fail with
   // Errc::offline_miss. Default: false.
   bool offline = false;

@@ -133,6 +133,12 @@ class S3Store final : public Store {
                        "); refresh AWS_SESSION_TOKEN and the keys that go with it",
                    uri, status);
     }
+    if (code == "InvalidToken") {
+      return Error(Errc::unauthorized,
+                   "S3 rejected the session token for " + uri +
+                       " (InvalidToken); check AWS_SESSION_TOKEN and the keys that go with it",
+                   uri, status);
+    }
     if (code == "PermanentRedirect" || code == "AuthorizationHeaderMalformed") {
       const std::string& region = failed.response.header("x-amz-bucket-region");
       return Error(Errc::other,

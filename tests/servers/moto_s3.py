@@ -9,13 +9,19 @@ moto keeps no request log, so tests observe it only through replies.
 Usage:
     moto_s3.py [--port 0] [--host 127.0.0.1] [--auth] [--setup FILE]
                [--credentials-out FILE] [--region us-east-1]
-               [--min-part-size BYTES] [--no-stdin-watch] [--verbose]
+               [--min-part-size BYTES] [--pristine] [--no-stdin-watch] [--verbose]
 
 Starts moto's threaded server on --host:--port (0: the OS chooses), applies
 --setup, writes --credentials-out, and only then prints exactly one line
-"PORT <n>" to stdout; so when a test sees the port everything is in place.
-It exits when its stdin reaches EOF (the test process holding the pipe ended),
-unless --no-stdin-watch.
+"PORT <n>" to stdout; so when a test sees the port everything is in place
+(about 1 s). It exits when its stdin reaches EOF (the test process holding the
+pipe ended), unless --no-stdin-watch. AWS_* variables and proxies of the
+environment are ignored. Requests are path-style: {endpoint}/{bucket}/{key}.
+
+Without --auth no signature is checked (signed and unsigned requests alike),
+but an unsigned GET/HEAD of an existing object still needs a bucket policy
+allowing it (or a public-read ACL), else 403 with an EMPTY body. Buckets with
+"public": true get such a policy; listings and missing keys are not checked.
 
 --auth     moto enforces SigV4 and IAM policies (its INITIAL_NO_AUTH_ACTION_COUNT):
            the setup runs inside the no-auth allowance, then enforcement starts
@@ -25,23 +31,28 @@ unless --no-stdin-watch.
              unknown key id      -> 403 <Code>InvalidAccessKeyId</Code> (also a
                                     session key id sent without its token)
              session key, wrong token -> 400 <Code>InvalidToken</Code>
+             known key, no IAM permission -> 403 <Code>AccessDenied</Code>
              unsigned GET/HEAD of an existing object that is not public
                                  -> 403, EMPTY body (moto checks that first)
-             any other unsigned request -> 403 <Code>AccessDenied</Code>
-           Two fixes make moto 5.2.1 judge requests as AWS does (--pristine
-           turns them off):
-             - moto rebuilds the signed URL from werkzeug's request.url, which
-               decodes %2F, %C3%BC... in the query and path: every signed
-               request whose key or query holds an encoded character (listing
-               with prefix=a%2F, keys with spaces, '+', unicode) failed with
-               SignatureDoesNotMatch, for boto3 too. The check now uses the
-               request target as received.
-             - an unsigned request that reaches moto's authenticator (listing,
-               missing keys, public objects) crashed it with 500 (it looks up
-               the missing Authorization header); it now gets AWS's
-               403 AccessDenied. Public objects therefore cannot be read
-               anonymously from an --auth instance: use a second instance
-               without --auth for anonymous reads.
+             any other unsigned request -> 403 <Code>AccessDenied</Code> (fixed,
+                                 see below; public objects included, so read
+                                 those from an instance without --auth)
+
+Fixes that make moto 5.2.1 judge requests as AWS does; --pristine turns them off:
+  - Signature check: moto rebuilds the signed URL from werkzeug's
+    request.url, which decodes %2F, %C3%BC, ... in the path and query, so
+    every signed request whose key or query holds an encoded character
+    (listing with prefix=a%2F, keys with spaces, '+', unicode) failed with
+    SignatureDoesNotMatch, boto3's included. The check now uses the request
+    target as received (so an under-encoded path would pass here where AWS,
+    which re-encodes, would refuse it: check the wire encoding separately).
+  - --auth, unsigned requests that reach moto's authenticator (listing,
+    missing keys, public objects): moto crashed with 500 (it looks up the
+    missing Authorization header); now 403 AccessDenied XML.
+  - Bucket policies: moto checks an unsigned HEAD against the action
+    "s3:HeadObject", which AWS does not have, so a public object answered
+    GET 200 but HEAD 403; HEAD is now judged as s3:GetObject (AWS's rule).
+
 --min-part-size  moto's S3_UPLOAD_PART_MIN_SIZE (default 5 MiB, as AWS): the
            smallest part but the last of a multipart upload. Lower it to keep
            multipart objects small in tests.
@@ -166,6 +177,18 @@ def install_fixes():
 
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authenticate
 
+    from moto.s3.models import FakeBucket
+
+    original_permission = FakeBucket.get_permission
+
+    def get_permission(self, action, resource):
+        # AWS authorises HEAD Object with s3:GetObject; there is no s3:HeadObject.
+        if action == "s3:HeadObject":
+            action = "s3:GetObject"
+        return original_permission(self, action, resource)
+
+    FakeBucket.get_permission = get_permission
+
 
 def watch_stdin():
     """Exits the process when the parent closes our stdin (or dies)."""
@@ -289,7 +312,8 @@ def main():
             del os.environ[name]
     os.environ["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
     os.environ["AWS_CONFIG_FILE"] = os.devnull
-    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+                 "all_proxy"):
         os.environ.pop(name, None)
     os.environ["NO_PROXY"] = os.environ["no_proxy"] = "*"
 

@@ -44,11 +44,13 @@ std::string describe_exit(int status) {
 
 }  // namespace
 
-TestServer::TestServer(std::string script_name, std::vector<std::string> args)
+TestServer::TestServer(std::string script_name, std::vector<std::string> args,
+                       Interpreter interpreter)
     : script_(std::move(script_name)) {
   // Debian's interpreter first: the servers are written for it (stdlib only),
   // and a pyenv shim on PATH costs start-up time or may point elsewhere.
-  const bool system_python = ::access("/usr/bin/python3", X_OK) == 0;
+  const bool system_python = interpreter == Interpreter::system_python3 &&
+                             ::access("/usr/bin/python3", X_OK) == 0;
   const std::string python = system_python ? "/usr/bin/python3" : "python3";
   const std::string script_path = std::string(E2S_TEST_SERVERS_DIR) + "/" + script_;
 

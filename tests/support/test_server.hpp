@@ -12,6 +12,16 @@
 
 namespace e2s::test {
 
+// Which Python runs a server script.
+enum class Interpreter {
+  // Debian's /usr/bin/python3 when present (the stdlib-only fakes are written
+  // for it; a pyenv shim on PATH costs start-up time), else `python3` on PATH.
+  system_python3,
+  // The `python3` found on PATH, for scripts that need packages installed
+  // there (moto_s3.py needs moto and boto3).
+  path_python3,
+};
+
 // Starts `python3 <E2S_TEST_SERVERS_DIR>/<script_name> --port 0 <args...>` and
 // waits (up to 20 s) for its "PORT <n>" line. The child's stdin is a pipe held
 // by this object, so the server exits when the object is destroyed or the test
@@ -24,7 +34,8 @@ namespace e2s::test {
 // from any thread.
 class TestServer {
  public:
-  TestServer(std::string script_name, std::vector<std::string> args);
+  TestServer(std::string script_name, std::vector<std::string> args,
+             Interpreter interpreter = Interpreter::system_python3);
   ~TestServer();
   TestServer(const TestServer&) = delete;
   TestServer& operator=(const TestServer&) = delete;

@@ -1,0 +1,414 @@
+// `e2s resolve` and `e2s ls` on s3:// roots against the real moto server
+// (tests/servers/moto_s3.py) and on gs:// roots against the fake GCS
+// (tests/servers/gcs_server.py): output, exit statuses, error lines.
+//
+// The two moto instances ("open": no auth enforced; "secure": SigV4 and IAM
+// enforced) are shared by every test of this binary and started on first use.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+
+extern char** environ;
+
+namespace {
+
+namespace fs = std::filesystem;
+using e2s::test::Interpreter;
+using e2s::test::TempDir;
+using e2s::test::TestServer;
+using nlohmann::json;
+
+constexpr const char* kConfig = "{\"model\": \"s3\"}\n";
+constexpr const char* kSecret = "secret bytes\n";
+constexpr int kManyKeys = 1003;
+
+// Deterministic bytes, different for each seed.
+std::string make_bytes(std::size_t size, unsigned seed) {
+  std::string bytes(size, '\0');
+  std::uint32_t state = seed * 2654435761u + 1;
+  for (char& c : bytes) {
+    state = state * 1664525u + 1013904223u;
+    c = static_cast<char>(state >> 24);
+  }
+  return bytes;
+}
+
+const std::string& weights() {
+  static const std::string bytes = make_bytes(300000, 1);
+  return bytes;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Variables of the runner that would let its own cloud settings, caches or
+// proxies leak in (every AWS_* is dropped as well).
+bool scrubbed(const std::string& name) {
+  static const std::vector<std::string> names = {
+      "HOME", "STORAGE_EMULATOR_HOST", "CLOUD_STORAGE_EMULATOR_ENDPOINT",
+      "GOOGLE_CLOUD_UNIVERSE_DOMAIN", "XDG_CACHE_HOME", "EARTH2STUDIO_OFFLINE",
+      "EARTH2STUDIO_MODEL_CACHE", "EARTH2STUDIO_CACHE", "http_proxy", "HTTP_PROXY", "https_proxy",
+      "HTTPS_PROXY", "ALL_PROXY", "all_proxy"};
+  return name.rfind("AWS_", 0) == 0 || std::find(names.begin(), names.end(), name) != names.end();
+}
+
+struct CliRun {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs the e2s binary with `args` in the test's environment minus the
+// scrubbed variables, plus `env`, with no terminal.
+CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
+  // Everything the child needs is built before fork().
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    if (!scrubbed(name) && env.count(name) == 0) env_strings.push_back(entry);
+  }
+  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> arg_strings = {E2S_CLI_PATH};
+  arg_strings.insert(arg_strings.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : arg_strings) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  TempDir io;
+  const fs::path out = io.path() / "out", err = io.path() / "err";
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null_fd = ::open("/dev/null", O_RDONLY);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    ::dup2(null_fd, 0);
+    ::execve(E2S_CLI_PATH, argv.data(), envp.data());
+    ::_exit(127);
+  }
+  int wstatus = 0;
+  ::waitpid(pid, &wstatus, 0);
+  CliRun run;
+  run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+  run.out = TempDir::read_file(out);
+  run.err = TempDir::read_file(err);
+  return run;
+}
+
+// The lines of `text`, which must end with a newline.
+std::vector<std::string> lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const auto end = text.find('\n', start);
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "output does not end with a newline: " << text;
+      out.push_back(text.substr(start));
+      break;
+    }
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// One line "e2s: error: ..." on stderr, nothing on stdout.
+void expect_one_error_line(const CliRun& run) {
+  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
+  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
+  EXPECT_TRUE(run.out.empty()) << run.out;
+}
+
+// ---- the shared moto instances ----------------------------------------------
+
+struct Moto {
+  std::unique_ptr<TestServer> server;
+  json credentials;
+  std::string endpoint;
+};
+
+class MotoEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    open_.reset();
+    secure_.reset();
+  }
+
+  const Moto& open() {
+    if (!open_) {
+      json setup = {
+          {"buckets",
+           {{{"name", "public-models"},
+             {"public", true},
+             {"objects",
+              {{{"key", "pkg/config.json"}, {"text", kConfig}},
+               {{"key", "pkg/weights.bin"},
+                {"file", data_.write_file("weights.bin", weights()).string()}},
+               {{"key", "pkg/liar.bin"},
+                {"text", "the real bytes\n"},
+                {"etag", "0123456789abcdef0123456789abcdef"}},
+               {{"key", "pkg/odd/with space+plus.txt"}, {"text", "odd"}}}},
+             {"generate", {{{"prefix", "many/"}, {"count", kManyKeys}}}}},
+            {{"name", "private-models"},
+             {"objects", {{{"key", "pkg/secret.bin"}, {"text", kSecret}}}}},
+            {{"name", "tiny-bucket"},
+             {"public", true},
+             {"objects",
+              {{{"key", "a.txt"}, {"text", "a"}}, {{"key", "b/c.txt"}, {"text", "bc"}}}}}}}};
+      open_ = start("open", setup, false);
+    }
+    return *open_;
+  }
+
+  const Moto& secure() {
+    if (!secure_) {
+      json setup = {{"buckets",
+                     {{{"name", "private-models"},
+                       {"objects", {{{"key", "pkg/secret.bin"}, {"text", kSecret}}}}}}},
+                    {"users", {{{"name", "alice"}}}}};
+      secure_ = start("secure", setup, true);
+    }
+    return *secure_;
+  }
+
+ private:
+  std::unique_ptr<Moto> start(const std::string& name, const json& setup, bool auth) {
+    const fs::path setup_file = data_.write_file(name + "-setup.json", setup.dump());
+    const fs::path credentials_file = data_.path() / (name + "-credentials.json");
+    std::vector<std::string> args = {"--setup", setup_file.string(), "--credentials-out",
+                                     credentials_file.string()};
+    if (auth) args.push_back("--auth");
+    auto moto = std::make_unique<Moto>();
+    moto->server = std::make_unique<TestServer>("moto_s3.py", args, Interpreter::path_python3);
+    moto->credentials = json::parse(TempDir::read_file(credentials_file));
+    moto->endpoint = moto->server->url();
+    return moto;
+  }
+
+  TempDir data_;
+  std::unique_ptr<Moto> open_;
+  std::unique_ptr<Moto> secure_;
+};
+
+MotoEnvironment* const moto_environment = static_cast<MotoEnvironment*>(
+    ::testing::AddGlobalTestEnvironment(new MotoEnvironment));
+
+class S3CliTest : public ::testing::Test {
+ protected:
+  // Environment of the e2s child: its cache and HOME here, nothing of the runner's AWS setup.
+  std::map<std::string, std::string> env(const Moto& moto) const {
+    return {{"EARTH2STUDIO_CACHE", cache_.path().string()},
+            {"HOME", home_.path().string()},
+            {"AWS_ENDPOINT_URL", moto.endpoint}};
+  }
+
+  std::map<std::string, std::string> alice_env() const {
+    const Moto& moto = moto_environment->secure();
+    auto e = env(moto);
+    const json& alice = moto.credentials.at("users").at("alice");
+    e["AWS_ACCESS_KEY_ID"] = alice.at("access_key_id").get<std::string>();
+    e["AWS_SECRET_ACCESS_KEY"] = alice.at("secret_access_key").get<std::string>();
+    return e;
+  }
+
+  TempDir home_;
+  TempDir cache_;
+};
+
+TEST_F(S3CliTest, ResolvePublicObjectsAnonymously) {
+  CliRun run = run_e2s({"resolve", "s3://public-models/pkg", "config.json", "weights.bin"},
+                       env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  const auto out = lines(run.out);
+  ASSERT_EQ(out.size(), 2u) << run.out;
+  EXPECT_TRUE(fs::path(out[0]).is_absolute()) << out[0];
+  EXPECT_EQ(fs::path(out[0]).filename(), "config.json");
+  EXPECT_EQ(TempDir::read_file(out[0]), kConfig);
+  EXPECT_EQ(TempDir::read_file(out[1]), weights());
+  EXPECT_TRUE(run.err.empty()) << run.err;
+
+  run = run_e2s({"resolve", "s3://public-models/pkg", "odd/with space+plus.txt"},
+                env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), "odd");
+}
+
+TEST_F(S3CliTest, ResolveSignedWithKeysFromTheEnvironment) {
+  CliRun run = run_e2s({"resolve", "s3://private-models/pkg", "secret.bin"}, alice_env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), kSecret);
+}
+
+TEST_F(S3CliTest, WrongSecretExitsFourWithOneErrorLineAndNoSecret) {
+  auto e = alice_env();
+  const std::string right = e["AWS_SECRET_ACCESS_KEY"];
+  e["AWS_SECRET_ACCESS_KEY"] = "wrongSecret+/Kz9wrongSecret+/Kz9wrongSec";
+  CliRun run = run_e2s({"resolve", "s3://private-models/pkg", "secret.bin"}, e);
+  EXPECT_EQ(run.status, 4) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "AWS_")) << run.err;
+  EXPECT_FALSE(contains(run.err, "wrongSecret")) << run.err;
+  EXPECT_FALSE(contains(run.err, right)) << run.err;
+
+  run = run_e2s({"ls", "s3://private-models/pkg"}, e);
+  EXPECT_EQ(run.status, 4) << run.err;
+  expect_one_error_line(run);
+  EXPECT_FALSE(contains(run.err, "wrongSecret")) << run.err;
+}
+
+TEST_F(S3CliTest, AnonymousReadOfAPrivateBucketExitsFour) {
+  CliRun run = run_e2s({"resolve", "s3://private-models/pkg", "secret.bin"},
+                       env(moto_environment->secure()));
+  EXPECT_EQ(run.status, 4) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "AWS_ACCESS_KEY_ID")) << run.err;
+}
+
+TEST_F(S3CliTest, MissingKeyAndBucketExitThree) {
+  CliRun run = run_e2s({"resolve", "s3://public-models/pkg", "missing.bin"},
+                       env(moto_environment->open()));
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "missing.bin")) << run.err;
+
+  run = run_e2s({"resolve", "s3://no-such-bucket/pkg", "config.json"},
+                env(moto_environment->open()));
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "no-such-bucket")) << run.err;
+
+  run = run_e2s({"ls", "s3://no-such-bucket/pkg"}, env(moto_environment->open()));
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+}
+
+TEST_F(S3CliTest, LyingEtagExitsSix) {
+  CliRun run = run_e2s({"resolve", "s3://public-models/pkg", "liar.bin"},
+                       env(moto_environment->open()));
+  EXPECT_EQ(run.status, 6) << run.err;
+  expect_one_error_line(run);
+}
+
+TEST_F(S3CliTest, LsPrintsSizeTabPathSortedAndRelativeToThePrefix) {
+  CliRun run = run_e2s({"ls", "s3://public-models/pkg"}, env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "16\tconfig.json\n"
+            "15\tliar.bin\n"
+            "3\todd/with space+plus.txt\n"
+            "300000\tweights.bin\n");
+  EXPECT_TRUE(run.err.empty()) << run.err;
+
+  run = run_e2s({"ls", "s3://tiny-bucket"}, env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "1\ta.txt\n2\tb/c.txt\n");
+}
+
+TEST_F(S3CliTest, LsFollowsContinuationTokens) {
+  CliRun run = run_e2s({"ls", "s3://public-models/many"}, env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  const auto out = lines(run.out);
+  ASSERT_EQ(out.size(), static_cast<std::size_t>(kManyKeys));
+  for (int i = 0; i < kManyKeys; ++i) {
+    char expected[32];
+    std::snprintf(expected, sizeof expected, "14\t%05d.txt", i);
+    ASSERT_EQ(out[static_cast<std::size_t>(i)], expected) << i;
+  }
+}
+
+TEST_F(S3CliTest, LsSigned) {
+  CliRun run = run_e2s({"ls", "s3://private-models/pkg"}, alice_env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out, "13\tsecret.bin\n");
+}
+
+// ---- gs:// -----------------------------------------------------------------------
+
+class GcsCliTest : public ::testing::Test {
+ protected:
+  GcsCliTest() : server_("gcs_server.py", {"--root", root_.path().string(), "--page-size", "2"}) {
+    root_.write_file("models/pkg/config.json", "gcs\n");
+    root_.write_file("models/pkg/weights.bin", weights());
+    root_.write_file("models/pkg/sub/x.txt", "xx");
+    root_.write_file("models/pkg/liar.bin", "the real bytes\n");
+    root_.write_file("models/pkg/private.bin", "private\n");
+    root_.write_file("models/other.txt", "not in pkg/\n");
+    root_.write_file(".gcs.json", R"({"lies": ["models/pkg/liar.bin"],
+                                      "private": ["models/pkg/private.bin"]})");
+  }
+
+  std::map<std::string, std::string> env(bool scheme = false) const {
+    return {{"EARTH2STUDIO_CACHE", cache_.path().string()},
+            {"HOME", home_.path().string()},
+            {"STORAGE_EMULATOR_HOST",
+             scheme ? server_.url() : "127.0.0.1:" + std::to_string(server_.port())}};
+  }
+
+  TempDir root_;
+  TempDir home_;
+  TempDir cache_;
+  TestServer server_;
+};
+
+TEST_F(GcsCliTest, ResolveExitsZero) {
+  for (bool scheme : {false, true}) {
+    SCOPED_TRACE(scheme);
+    CliRun run = run_e2s({"resolve", "gs://models/pkg", "config.json", "weights.bin"}, env(scheme));
+    ASSERT_EQ(run.status, 0) << run.err;
+    const auto out = lines(run.out);
+    ASSERT_EQ(out.size(), 2u) << run.out;
+    EXPECT_EQ(TempDir::read_file(out[0]), "gcs\n");
+    EXPECT_EQ(TempDir::read_file(out[1]), weights());
+    EXPECT_TRUE(run.err.empty()) << run.err;
+  }
+}
+
+TEST_F(GcsCliTest, LyingObjectExitsSix) {
+  CliRun run = run_e2s({"resolve", "gs://models/pkg", "liar.bin"}, env());
+  EXPECT_EQ(run.status, 6) << run.err;
+  expect_one_error_line(run);
+  EXPECT_TRUE(contains(run.err, "liar.bin")) << run.err;
+}
+
+TEST_F(GcsCliTest, PrivateExitsFourAndMissingExitsThree) {
+  CliRun run = run_e2s({"resolve", "gs://models/pkg", "private.bin"}, env());
+  EXPECT_EQ(run.status, 4) << run.err;
+  expect_one_error_line(run);
+  run = run_e2s({"resolve", "gs://models/pkg", "missing.bin"}, env());
+  EXPECT_EQ(run.status, 3) << run.err;
+  expect_one_error_line(run);
+}
+
+TEST_F(GcsCliTest, LsPrintsSizeTabPathSorted) {
+  CliRun run = run_e2s({"ls", "gs://models/pkg"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "4\tconfig.json\n"
+            "15\tliar.bin\n"
+            "8\tprivate.bin\n"
+            "2\tsub/x.txt\n"
+            "300000\tweights.bin\n");
+  EXPECT_TRUE(run.err.empty()) << run.err;
+}
+
+}  // namespace
