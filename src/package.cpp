@@ -34,21 +34,26 @@ fs::path default_storage(const detail::Location& location) {
                                 detail::sha256_hex(location.root).substr(0, 12));
 }
 
-void fill_defaults(PackageOptions& options) {
+constexpr int kMaxConnections = 16;
+
+PackageOptions with_defaults(PackageOptions options) {
   if (options.timeout.count() <= 0) options.timeout = Package::default_timeout();
   if (options.stall_timeout.count() <= 0 || options.stall_timeout > options.timeout) {
     options.stall_timeout = options.timeout;
   }
   if (options.block_size == 0) options.block_size = Package::default_blocksize();
+  options.max_connections = std::clamp(options.max_connections, 1, kMaxConnections);
   if (options.ca_bundle.empty()) options.ca_bundle = detail::default_ca_bundle();
+  return options;
 }
 
 }  // namespace
 
 struct Package::Impl {
   Impl(std::string root_text, PackageOptions opts)
-      : root(std::move(root_text)), options(std::move(opts)), location(detail::parse_root(root)) {
-    fill_defaults(options);
+      : root(std::move(root_text)),
+        options(with_defaults(std::move(opts))),
+        location(detail::parse_root(root)) {
     remote = location.scheme != detail::Scheme::local;
     if (remote) {
       if (options.cache_options.cache_storage.empty()) {
@@ -100,6 +105,8 @@ struct Package::Impl {
     detail::TransferContext context;
     context.client = client.get();
     context.retrier = retrier.get();
+    context.max_connections = options.max_connections;
+    context.connection_slots = &connection_slots;
     context.error_for = [&source, &key](const detail::http::Result& failed, int attempts) {
       return source.error_for(failed, key, attempts);
     };
@@ -148,6 +155,10 @@ struct Package::Impl {
   bool remote = false;
   std::optional<detail::Cache> cache;
   const fs::path no_cache;
+
+  // Every request of this package's downloads holds one: parallel files and
+  // parallel parts together keep to max_connections.
+  std::counting_semaphore<16> connection_slots{options.max_connections};
 
   std::mutex store_mutex;
   std::unique_ptr<detail::http::Client> client;

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <semaphore>
 #include <string>
 
 #include "e2s/error.hpp"
@@ -52,16 +53,34 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
 struct TransferContext {
   http::Client* client = nullptr;
   Retrier* retrier = nullptr;
-  TransferProgress progress;  // optional
+  TransferProgress progress;  // optional; called from any download thread
   ErrorMapper error_for;      // optional; http_error when empty
+  // Parallel ranged requests for one large file; 1 = one stream.
+  int max_connections = 1;
+  // Shared by every transfer of a package so that parallel files and parts
+  // together keep to max_connections requests. Optional.
+  std::counting_semaphore<16>* connection_slots = nullptr;
 };
 
-// Writes `file` into `temp_path` (created or truncated) and fsyncs it.
+// Files smaller than this always go in one stream: a range request costs a
+// round trip and buys nothing on a few MiB.
+inline constexpr std::uint64_t kMinParallelSize = 8u << 20;
+
+// Writes `file` into `temp_path` (created or truncated) and fsyncs it. A file
+// of known size >= kMinParallelSize goes as max_connections parallel byte
+// ranges written at their offsets, when the server honours Range; otherwise
+// as one stream that resumes at its offset after a cut.
 // Throws Error: integrity when size or hash do not match, io on local write
 // failures, and whatever error_for returns for failed responses. On any throw
 // the temp file may remain; the caller removes it.
 Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
                          const TransferContext& context);
+
+// The parallel half of download_file: nullopt, having written nothing that
+// matters, when the server answers a range request with the whole file (200).
+std::optional<Downloaded> download_parallel(const RemoteFile& file,
+                                            const std::filesystem::path& temp_path,
+                                            const TransferContext& context);
 
 // Unquoted entity tag: strips a weak prefix W/ and surrounding quotes.
 std::string unquote_etag(std::string_view etag);

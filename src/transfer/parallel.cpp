@@ -1,0 +1,421 @@
+// Parallel ranged download of one file: the file is cut into chunks that N
+// workers fetch with Range requests and write at their offsets; a worker with
+// nothing left takes over the second half of the slowest part, so the tail of
+// a file never waits on one slow connection. A hashing thread follows the
+// contiguous written prefix, so digests come out right whatever order the
+// parts finish in, without a second pass after the download.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <vector>
+
+#include "transfer/transfer_parts.hpp"
+
+namespace e2s::detail {
+namespace {
+
+using namespace transfer_parts;
+
+constexpr std::uint64_t kMinChunk = 1u << 20;
+constexpr std::uint64_t kMaxChunk = 64u << 20;
+// Only parts with at least twice this left are split: smaller tails finish
+// sooner than a new connection starts.
+constexpr std::uint64_t kMinSteal = 128u << 10;
+constexpr std::size_t kHashBlock = 1u << 20;
+// A 206 that delivers nothing this many times in a row is a broken server.
+constexpr int kMaxEmptyReplies = 3;
+
+// A byte range [begin, end) written in order from begin; `next` is the first
+// byte not yet written. `end` only ever shrinks (when the tail is stolen).
+struct Part {
+  Part(std::uint64_t b, std::uint64_t e) : begin(b), end(e), next(b) {}
+  const std::uint64_t begin;
+  std::atomic<std::uint64_t> end;
+  std::atomic<std::uint64_t> next;
+  bool taken = false;  // guarded by Plan::mutex_
+  bool done = false;   // guarded by Plan::mutex_
+};
+
+class Plan {
+ public:
+  Plan(std::uint64_t size, std::uint64_t chunk) {
+    for (std::uint64_t begin = 0; begin < size; begin += chunk) add(begin, std::min(size, begin + chunk));
+  }
+
+  // The first part nobody has taken; else the second half of the part with
+  // the most bytes left; nullptr when there is nothing worth taking.
+  Part* take() {
+    std::lock_guard lock(mutex_);
+    Part* slowest = nullptr;
+    std::uint64_t most_left = 0;
+    for (auto& [begin, part] : by_begin_) {
+      if (!part->taken) {
+        part->taken = true;
+        return part;
+      }
+      if (part->done) continue;
+      const std::uint64_t end = part->end.load(), next = part->next.load();
+      if (end > next && end - next > most_left) {
+        most_left = end - next;
+        slowest = part;
+      }
+    }
+    if (slowest == nullptr || most_left < 2 * kMinSteal) return nullptr;
+    const std::uint64_t old_end = slowest->end.load();
+    const std::uint64_t middle = slowest->next.load() + most_left / 2;
+    slowest->end.store(middle);
+    Part* tail = add(middle, old_end);
+    tail->taken = true;
+    return tail;
+  }
+
+  void finish(Part* part) {
+    std::lock_guard lock(mutex_);
+    part->done = true;
+  }
+
+  // End of the contiguous written region that starts at `from`.
+  std::uint64_t written_until(std::uint64_t from) {
+    std::lock_guard lock(mutex_);
+    auto it = by_begin_.upper_bound(from);
+    if (it == by_begin_.begin()) return from;
+    --it;
+    std::uint64_t position = from;
+    for (; it != by_begin_.end() && it->first <= position; ++it) {
+      const Part* part = it->second;
+      const std::uint64_t reach = std::min(part->next.load(), part->end.load());
+      if (reach <= position) {
+        if (reach < part->end.load()) break;  // a gap: this part is behind
+        continue;
+      }
+      position = reach;
+      if (reach < part->end.load()) break;
+    }
+    return position;
+  }
+
+ private:
+  Part* add(std::uint64_t begin, std::uint64_t end) {
+    Part* part = &parts_.emplace_back(begin, end);
+    by_begin_[begin] = part;
+    return part;
+  }
+
+  std::mutex mutex_;
+  std::deque<Part> parts_;  // deque: stable addresses as parts are added
+  std::map<std::uint64_t, Part*> by_begin_;
+};
+
+class SlotGuard {
+ public:
+  explicit SlotGuard(std::counting_semaphore<16>* slots) : slots_(slots) {
+    if (slots_) slots_->acquire();
+  }
+  ~SlotGuard() {
+    if (slots_) slots_->release();
+  }
+  SlotGuard(const SlotGuard&) = delete;
+  SlotGuard& operator=(const SlotGuard&) = delete;
+
+ private:
+  std::counting_semaphore<16>* slots_;
+};
+
+enum class RangeSupport { unknown, yes, no };
+
+class ParallelDownload {
+ public:
+  ParallelDownload(const RemoteFile& file, const std::filesystem::path& temp_path,
+                   const TransferContext& context)
+      : file_(file),
+        temp_path_(temp_path),
+        context_(context),
+        size_(*file.size),
+        connections_(static_cast<int>(std::clamp<std::uint64_t>(
+            (size_ + kMinChunk - 1) / kMinChunk, 1, static_cast<std::uint64_t>(context.max_connections)))),
+        plan_(size_, std::clamp<std::uint64_t>(size_ / (static_cast<std::uint64_t>(connections_) * 4),
+                                               kMinChunk, kMaxChunk)),
+        hashes_(file),
+        request_(file.request) {}
+
+  std::optional<Downloaded> run() {
+    File out(::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (out.get() < 0) throw write_error(temp_path_, file_.uri, errno);
+    fd_ = out.get();
+    // Reserve the whole file now: a full disk shows before any byte moves.
+    if (int error = ::posix_fallocate(fd_, 0, static_cast<off_t>(size_)); error != 0) {
+      if (error != EOPNOTSUPP && error != EINVAL) throw write_error(temp_path_, file_.uri, error);
+      if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) throw write_error(temp_path_, file_.uri, errno);
+    }
+
+    std::thread hasher([this] { hash_in_order(); });
+    std::vector<std::thread> workers;
+    for (int i = 0; i < connections_; ++i) workers.emplace_back([this, i] { work(i == 0); });
+    for (auto& worker : workers) worker.join();
+    finished_.store(true);
+    wake_hasher();
+    hasher.join();
+
+    if (support_ == RangeSupport::no) return std::nullopt;
+    if (failure_) throw *failure_;
+    if (hashed_ != size_) {
+      throw Error(Errc::integrity,
+                  "incomplete download of " + file_.uri + ": " + std::to_string(hashed_) + " of " +
+                      std::to_string(size_) + " bytes arrived; try again",
+                  file_.uri);
+    }
+    Downloaded downloaded{size_, hashes_.verify(file_), file_.etag.empty() ? served_etag_ : file_.etag};
+    if (::fsync(fd_) != 0) throw write_error(temp_path_, file_.uri, errno);
+    if (context_.progress) context_.progress(size_, size_);
+    return downloaded;
+  }
+
+ private:
+  // One connection: the first worker's first request also finds out whether
+  // the server honours Range; the others wait for that answer.
+  void work(bool probe) {
+    if (!probe && !wait_for_range_support()) return;
+    while (!stopped()) {
+      Part* part = plan_.take();
+      if (part == nullptr) return;
+      if (!fetch(*part, probe)) return;
+      plan_.finish(part);
+      wake_hasher();
+      probe = false;
+    }
+  }
+
+  bool wait_for_range_support() {
+    std::unique_lock lock(mutex_);
+    support_known_.wait(lock, [this] { return support_ != RangeSupport::unknown || failure_; });
+    return support_ == RangeSupport::yes && !failure_;
+  }
+
+  void set_support(RangeSupport support) {
+    {
+      std::lock_guard lock(mutex_);
+      if (support_.load() == RangeSupport::unknown) support_.store(support);
+    }
+    support_known_.notify_all();
+  }
+
+  void fail(Error error) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!failure_) failure_ = std::move(error);
+    }
+    stop_.store(true);
+    support_known_.notify_all();
+  }
+
+  bool stopped() const { return stop_.load(); }
+
+  // Fetches the rest of `part`, retrying alone what fails. False when the
+  // whole download must stop.
+  bool fetch(Part& part, bool probe) {
+    int empty_replies = 0;
+    int attempts = 0;
+    while (part.next.load() < part.end.load()) {
+      if (stopped()) return false;
+      const std::uint64_t before = part.next.load();
+      std::string rejection;
+      http::Result result = context_.retrier->run(
+          [&] {
+            ++attempts;
+            return request_part(part, probe, rejection);
+          },
+          [this](const http::Result& failed, std::chrono::milliseconds pause) {
+            log_retry(file_.uri, failed, pause);
+          });
+      if (support_ == RangeSupport::no) return false;
+      if (stopped()) return false;
+      if (is_success(result)) {
+        // A 206 may stop short of what was asked (and a stolen tail ends the
+        // request early on purpose): ask again from where it stopped.
+        empty_replies = part.next.load() > before ? 0 : empty_replies + 1;
+        if (empty_replies >= kMaxEmptyReplies) {
+          fail(Error(Errc::network,
+                     "the server keeps answering byte ranges of " + file_.uri + " without data; try "
+                     "again, or use --connections 1",
+                     file_.uri));
+          return false;
+        }
+        continue;
+      }
+      if (result.transport == http::Transport::ok && is_expired(result.response.status) && renew()) {
+        continue;
+      }
+      if (!rejection.empty()) result.detail = rejection;
+      fail(context_.error_for ? context_.error_for(result, attempts)
+                              : http_error(result, file_.uri, attempts));
+      return false;
+    }
+    return true;
+  }
+
+  http::Result request_part(Part& part, bool probe, std::string& rejection) {
+    http::Request request = current_request();
+    const std::uint64_t from = part.next.load();
+    request.range_begin = from;
+    request.range_end = part.end.load() - 1;
+    request.on_response = [&, from, probe](const http::Response& response) {
+      return accept(response, from, probe, rejection);
+    };
+    SlotGuard slot(context_.connection_slots);
+    http::Result result = context_.client->perform(request, [&](const char* data, std::size_t size) {
+      return write(part, data, size);
+    });
+    if (result.transport == http::Transport::aborted && !rejection.empty()) {
+      // Our own refusal of a reply (wrong range, changed file): worth a retry.
+      result.transport = http::Transport::interrupted;
+      result.detail = rejection;
+    }
+    if (result.transport == http::Transport::aborted) {
+      // The sink stopped at the part's (lowered) end or on a failure elsewhere.
+      result.transport = http::Transport::ok;
+      result.response.status = 206;
+    }
+    return result;
+  }
+
+  bool accept(const http::Response& response, std::uint64_t from, bool probe, std::string& rejection) {
+    if (response.status == 200) {
+      if (probe) {
+        set_support(RangeSupport::no);
+        return false;
+      }
+      rejection = "the server stopped honouring Range requests";
+      return false;
+    }
+    const std::string& range = response.header("content-range");
+    if (content_range_start(range) != from || content_range_total(range) != size_) {
+      rejection = "the server answered a byte range that was not asked for (" + range + ")";
+      return false;
+    }
+    const std::string etag = unquote_etag(response.header("etag"));
+    {
+      std::lock_guard lock(mutex_);
+      if (served_etag_.empty()) served_etag_ = etag;
+      if (!etag.empty() && etag != served_etag_) {
+        rejection = "the file changed on the server during the download";
+        return false;
+      }
+    }
+    if (probe) set_support(RangeSupport::yes);
+    return true;
+  }
+
+  bool write(Part& part, const char* data, std::size_t size) {
+    if (stopped()) return false;
+    std::uint64_t position = part.next.load();
+    const std::uint64_t end = part.end.load();
+    if (position >= end) return false;
+    const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(size, end - position));
+    for (std::size_t done = 0; done < count;) {
+      const ssize_t n = ::pwrite(fd_, data + done, count - done, static_cast<off_t>(position + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail(write_error(temp_path_, file_.uri, errno));
+        return false;
+      }
+      done += static_cast<std::size_t>(n);
+    }
+    part.next.store(position + count);
+    const std::uint64_t received = received_.fetch_add(count) + count;
+    if (context_.progress) context_.progress(std::min(received, size_), size_);
+    if (received - last_wake_.load() >= kHashBlock) {
+      last_wake_.store(received);
+      wake_hasher();
+    }
+    return count == size;  // false: the rest belongs to a part someone took over
+  }
+
+  // Signed URLs that expired: one worker asks for a new one, the others use it.
+  bool renew() {
+    if (!file_.renew) return false;
+    std::lock_guard lock(request_mutex_);
+    if (renewals_ >= kMaxRenewals) return false;
+    ++renewals_;
+    spdlog::info("{}: download URL refused; asking for a new one", file_.uri);
+    request_ = file_.renew();
+    return true;
+  }
+
+  http::Request current_request() {
+    std::lock_guard lock(request_mutex_);
+    return request_;
+  }
+
+  void wake_hasher() {
+    { std::lock_guard lock(hash_mutex_); }
+    hash_wake_.notify_one();
+  }
+
+  // Feeds the digests with the written prefix of the file, in order, as it
+  // grows. The bytes come back from the page cache, just written.
+  void hash_in_order() {
+    std::vector<char> block(kHashBlock);
+    for (;;) {
+      const std::uint64_t until = plan_.written_until(hashed_);
+      while (hashed_ < until) {
+        const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), until - hashed_));
+        const ssize_t n = ::pread(fd_, block.data(), want, static_cast<off_t>(hashed_));
+        if (n <= 0) {
+          if (n < 0 && errno == EINTR) continue;
+          fail(Error(Errc::io, "cannot read back " + temp_path_.string() + " to hash it: " +
+                                   errno_text(n < 0 ? errno : EIO),
+                     file_.uri));
+          return;
+        }
+        hashes_.update(block.data(), static_cast<std::size_t>(n));
+        hashed_ += static_cast<std::uint64_t>(n);
+      }
+      if (hashed_ >= size_ || stopped()) return;
+      std::unique_lock lock(hash_mutex_);
+      if (finished_.load() && plan_.written_until(hashed_) == hashed_) return;
+      hash_wake_.wait_for(lock, std::chrono::milliseconds(20));
+    }
+  }
+
+  const RemoteFile& file_;
+  const std::filesystem::path& temp_path_;
+  const TransferContext& context_;
+  const std::uint64_t size_;
+  const int connections_;
+  Plan plan_;
+  StreamHashes hashes_;
+  int fd_ = -1;
+
+  std::mutex mutex_;  // guards failure_, served_etag_ and changes of support_
+  std::condition_variable support_known_;
+  std::atomic<RangeSupport> support_{RangeSupport::unknown};
+  std::optional<Error> failure_;
+  std::string served_etag_;
+  std::atomic<bool> stop_{false};
+
+  std::mutex request_mutex_;  // guards request_, renewals_
+  http::Request request_;
+  int renewals_ = 0;
+
+  std::atomic<std::uint64_t> received_{0};
+  std::atomic<std::uint64_t> last_wake_{0};
+  std::mutex hash_mutex_;
+  std::condition_variable hash_wake_;
+  std::atomic<bool> finished_{false};
+  std::uint64_t hashed_ = 0;  // owned by the hashing thread until it is joined
+};
+
+}  // namespace
+
+std::optional<Downloaded> download_parallel(const RemoteFile& file,
+                                            const std::filesystem::path& temp_path,
+                                            const TransferContext& context) {
+  return ParallelDownload(file, temp_path, context).run();
+}
+
+}  // namespace e2s::detail

@@ -1,0 +1,140 @@
+// Pieces shared by the single-stream and the parallel download: the output
+// file, digests fed as bytes arrive, and parsing of range replies.
+#pragma once
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "transfer/download.hpp"
+#include "transfer/hash.hpp"
+
+namespace e2s::detail::transfer_parts {
+
+
+// Owns a file descriptor.
+class File {
+ public:
+  explicit File(int fd) : fd_(fd) {}
+  ~File() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+inline std::string errno_text(int error) { return std::strerror(error); }
+
+inline Error write_error(const std::filesystem::path& path, const std::string& uri, int error) {
+  std::string hint = error == ENOSPC || error == EDQUOT || error == EFBIG
+                         ? "free disk space or choose another cache folder with --cache-dir"
+                         : "check that the cache folder is writable or choose another with --cache-dir";
+  return Error(Errc::io, "cannot write " + path.string() + " while downloading " + uri + ": " +
+                             errno_text(error) + "; " + hint,
+               uri);
+}
+
+// Total size from "Content-Range: bytes a-b/N"; nullopt for "*" or malformed.
+inline std::optional<std::uint64_t> content_range_total(const std::string& value) {
+  auto slash = value.rfind('/');
+  if (slash == std::string::npos) return std::nullopt;
+  std::uint64_t total = 0;
+  const char* begin = value.data() + slash + 1;
+  const char* end = value.data() + value.size();
+  auto [ptr, ec] = std::from_chars(begin, end, total);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return total;
+}
+
+inline std::optional<std::uint64_t> content_range_start(const std::string& value) {
+  auto space = value.find(' ');
+  if (space == std::string::npos) return std::nullopt;
+  std::uint64_t start = 0;
+  const char* begin = value.data() + space + 1;
+  auto [ptr, ec] = std::from_chars(begin, value.data() + value.size(), start);
+  if (ec != std::errc() || ptr == begin || *ptr != '-') return std::nullopt;
+  return start;
+}
+
+inline std::optional<std::uint64_t> content_length(const http::Response& response) {
+  const std::string& value = response.header("content-length");
+  std::uint64_t length = 0;
+  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
+  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
+  return length;
+}
+
+// Every digest a download is checked against, fed in the same pass as the
+// bytes are written: sha256 always (it goes into the cache metadata), md5 and
+// CRC-32C when the store announced them.
+class StreamHashes {
+ public:
+  explicit StreamHashes(const RemoteFile& file) : want_md5_(!file.md5.empty()),
+                                                  want_crc32c_(file.crc32c.has_value()) {
+    if (want_md5_) md5_.emplace(DigestAlgorithm::md5);
+  }
+
+  void update(const char* data, std::size_t size) {
+    sha256_.update(data, size);
+    if (md5_) md5_->update(data, size);
+    if (want_crc32c_) crc32c_.update(data, size);
+  }
+
+  void reset() {
+    sha256_.reset();
+    if (md5_) md5_->reset();
+    crc32c_.reset();
+  }
+
+  // Throws Error(integrity) when a digest the store announced differs;
+  // returns the sha256.
+  std::string verify(const RemoteFile& file) {
+    std::string sha256 = sha256_.hex_final();
+    if (!file.sha256.empty() && sha256 != file.sha256) throw mismatch(file, "sha256", file.sha256, sha256);
+    if (md5_) {
+      std::string md5 = md5_->hex_final();
+      if (md5 != file.md5) throw mismatch(file, "md5", file.md5, md5);
+    }
+    if (want_crc32c_ && crc32c_.value() != *file.crc32c) {
+      throw mismatch(file, "crc32c", std::to_string(*file.crc32c), std::to_string(crc32c_.value()));
+    }
+    return sha256;
+  }
+
+ private:
+  static Error mismatch(const RemoteFile& file, const char* algorithm, const std::string& expected,
+                        const std::string& received) {
+    return Error(Errc::integrity,
+                 std::string("hash mismatch for ") + file.uri + ": expected " + algorithm + " " +
+                     expected + ", received " + received +
+                     "; the server sent corrupt data, try again or report it to the host",
+                 file.uri);
+  }
+
+  bool want_md5_;
+  bool want_crc32c_;
+  Digest sha256_{DigestAlgorithm::sha256};
+  std::optional<Digest> md5_;
+  Crc32c crc32c_;
+};
+
+// Signed download URLs answer these once they have expired.
+inline bool is_expired(int status) { return status == 401 || status == 403 || status == 410; }
+inline constexpr int kMaxRenewals = 3;
+
+inline bool is_success(const http::Result& result) {
+  return result.transport == http::Transport::ok && result.response.status >= 200 &&
+         result.response.status < 300;
+}
+
+}  // namespace e2s::detail::transfer_parts

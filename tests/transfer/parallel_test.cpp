@@ -1,0 +1,240 @@
+// The parallel ranged download against the loopback server.
+#include <sys/resource.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <set>
+
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
+#include "transfer/download.hpp"
+#include "transfer/hash.hpp"
+
+namespace e2s::detail {
+namespace {
+
+using test::TempDir;
+using test::TestServer;
+
+std::string make_bytes(std::size_t size, unsigned seed) {
+  std::string bytes(size, '\0');
+  std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (std::size_t i = 0; i < size; i += 8) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    std::memcpy(&bytes[i], &state, std::min<std::size_t>(8, size - i));
+  }
+  return bytes;
+}
+
+class ParallelTest : public ::testing::Test {
+ protected:
+  ParallelTest() : bytes_(make_bytes(24 << 20, 3)), server_("http_server.py", {"--root", served_.path().string()}) {
+    served_.write_file("f.bin", bytes_);
+    retry_.initial_backoff = std::chrono::milliseconds(1);
+    retry_.max_backoff = std::chrono::milliseconds(10);
+  }
+
+  RemoteFile remote() const {
+    RemoteFile file;
+    file.uri = server_.url("/f.bin");
+    file.request.url = server_.url("/f.bin");
+    file.size = bytes_.size();
+    return file;
+  }
+
+  Downloaded fetch(const RemoteFile& file, int connections = 4) {
+    Retrier retrier(retry_);
+    TransferContext context{&client_, &retrier, {}, {}};
+    context.max_connections = connections;
+    return download_file(file, out_.path() / "f.part", context);
+  }
+
+  // The Range headers of the GETs the server saw.
+  std::vector<std::string> ranges() const {
+    const nlohmann::json stats = server_.stats();
+    std::vector<std::string> seen;
+    for (const auto& request : stats["requests"]) {
+      if (request["method"] == "GET") seen.push_back(request["range"].is_string() ? request["range"].get<std::string>() : "");
+    }
+    return seen;
+  }
+
+  TempDir served_;
+  TempDir out_;
+  std::string bytes_;
+  TestServer server_;
+  http::Client client_;
+  RetryOptions retry_;
+};
+
+TEST_F(ParallelTest, LargeFileGoesAsParallelRangesWithTheRightDigest) {
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.size, bytes_.size());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_EQ(TempDir::read_file(out_.path() / "f.part"), bytes_);
+  const auto seen = ranges();
+  EXPECT_GE(seen.size(), 4u);
+  for (const auto& range : seen) EXPECT_EQ(range.rfind("bytes=", 0), 0u) << range;
+  // The ranges tile the file: every one starts where another ends, from 0.
+  EXPECT_NE(std::find(seen.begin(), seen.end(), std::string("bytes=0-") + std::to_string((24 << 20) / 16 - 1)),
+            seen.end());
+}
+
+TEST_F(ParallelTest, Md5IsCheckedAcrossParts) {
+  RemoteFile file = remote();
+  Digest md5(DigestAlgorithm::md5);
+  md5.update(bytes_.data(), bytes_.size());
+  file.md5 = md5.hex_final();
+  EXPECT_EQ(fetch(file).sha256, sha256_hex(bytes_));
+  file.md5 = "0123456789abcdef0123456789abcdef";
+  try {
+    fetch(file);
+    FAIL() << "expected integrity error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::integrity);
+  }
+}
+
+TEST_F(ParallelTest, SmallFilesAndOneConnectionUseOneStream) {
+  fetch(remote(), /*connections=*/1);
+  EXPECT_EQ(ranges(), std::vector<std::string>{""});
+  server_.reset();
+  served_.write_file("small.bin", std::string(1 << 20, 's'));
+  RemoteFile small = remote();
+  small.request.url = small.uri = server_.url("/small.bin");
+  small.size = 1 << 20;
+  fetch(small, 8);
+  EXPECT_EQ(ranges(), std::vector<std::string>{""});
+}
+
+TEST_F(ParallelTest, ServerIgnoringRangeFallsBackToOneStream) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "ignore_range"}, {"times", -1}});
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  const auto seen = ranges();
+  ASSERT_EQ(seen.size(), 2u) << "one refused probe, then one plain stream";
+  EXPECT_FALSE(seen[0].empty());
+  EXPECT_TRUE(seen[1].empty());
+}
+
+TEST_F(ParallelTest, FailedPartIsRetriedAlone) {
+  // Two GETs fail (whichever parts they belong to); only those are repeated.
+  server_.fault({{"path", "/f.bin"}, {"kind", "status"}, {"status", 503}, {"times", 2}, {"methods", {"GET"}}});
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  const auto seen = ranges();
+  std::set<std::string> distinct(seen.begin(), seen.end());
+  EXPECT_EQ(seen.size(), distinct.size() + 2) << "exactly the two failed ranges were asked twice";
+}
+
+TEST_F(ParallelTest, PartCutMidwayResumesAtItsOffset) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "cut"}, {"after", 300000}, {"methods", {"GET"}}});
+  Downloaded result = fetch(remote());
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_LT(server_.body_bytes(), bytes_.size() + 400000) << "no part started over";
+}
+
+TEST_F(ParallelTest, ShortPartialReplyIsContinued) {
+  // The first range comes back short: 206 with fewer bytes than asked.
+  server_.fault({{"path", "/f.bin"}, {"kind", "short"}, {"after", 1000}, {"methods", {"GET"}}});
+  EXPECT_EQ(fetch(remote()).sha256, sha256_hex(bytes_));
+}
+
+TEST_F(ParallelTest, WrongRangeIsRefusedAndRetried) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "wrong_range"}, {"methods", {"GET"}}, {"times", 2}});
+  EXPECT_EQ(fetch(remote()).sha256, sha256_hex(bytes_));
+}
+
+TEST_F(ParallelTest, PersistentFailureStopsEveryPartAndReportsIt) {
+  server_.fault({{"path", "/f.bin"}, {"kind", "status"}, {"status", 404}, {"times", -1}, {"methods", {"GET"}}});
+  try {
+    fetch(remote());
+    FAIL() << "expected not_found";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::not_found);
+  }
+}
+
+TEST_F(ParallelTest, SlowPartIsSplitSoTheTailDoesNotWait) {
+  // The first request (part 0, 1.5 MiB) trickles at 100 KB/s: alone it would
+  // take 15 s. Idle workers take over the rest of it.
+  server_.fault({{"path", "/f.bin"}, {"kind", "trickle"}, {"bytes_per_sec", 100000}, {"methods", {"GET"}}});
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(fetch(remote()).sha256, sha256_hex(bytes_));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(8));
+  const auto seen = ranges();
+  const std::uint64_t chunk = (24u << 20) / 16;
+  bool split = false;
+  for (const auto& range : seen) {
+    const std::uint64_t begin = std::stoull(range.substr(6));
+    if (begin % chunk != 0) split = true;
+  }
+  EXPECT_TRUE(split) << "some range must start inside a chunk";
+}
+
+TEST_F(ParallelTest, ProgressIsMonotonicPerCallAndEndsAtTheSize) {
+  std::mutex mutex;
+  std::uint64_t last = 0;
+  Retrier retrier(retry_);
+  TransferContext context{&client_, &retrier, {}, {}};
+  context.max_connections = 4;
+  context.progress = [&](std::uint64_t done, std::optional<std::uint64_t> total) {
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(total, bytes_.size());
+    EXPECT_LE(done, bytes_.size());
+    last = done;
+  };
+  download_file(remote(), out_.path() / "f.part", context);
+  EXPECT_EQ(last, bytes_.size());
+}
+
+TEST_F(ParallelTest, ConnectionSlotsBoundTheRequestsInFlight) {
+  std::counting_semaphore<16> slots(2);
+  Retrier retrier(retry_);
+  TransferContext context{&client_, &retrier, {}, {}};
+  context.max_connections = 8;
+  context.connection_slots = &slots;
+  EXPECT_EQ(download_file(remote(), out_.path() / "f.part", context).sha256, sha256_hex(bytes_));
+  // All slots are back.
+  EXPECT_TRUE(slots.try_acquire());
+  EXPECT_TRUE(slots.try_acquire());
+  EXPECT_FALSE(slots.try_acquire());
+}
+
+long peak_rss_kib() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
+TEST(ParallelMemory, A256MiBDownloadStaysWithinASmallBuffer) {
+  TempDir served, out;
+  {
+    // Written in blocks so that the test itself does not hold the file.
+    std::ofstream file(served.path() / "large.bin", std::ios::binary);
+    std::string block = make_bytes(1 << 20, 9);
+    for (int i = 0; i < 256; ++i) file.write(block.data(), static_cast<std::streamsize>(block.size()));
+  }
+  TestServer server("http_server.py", {"--root", served.path().string()});
+  http::Client client;
+  Retrier retrier(RetryOptions{});
+  TransferContext context{&client, &retrier, {}, {}};
+  context.max_connections = 8;
+  RemoteFile file;
+  file.uri = file.request.url = server.url("/large.bin");
+  file.size = 256u << 20;
+  const long before = peak_rss_kib();
+  Downloaded result = download_file(file, out.path() / "large.part", context);
+  EXPECT_EQ(result.size, 256u << 20);
+  // Connections x curl's buffer plus a hashing block: far below the file.
+  EXPECT_LT(peak_rss_kib() - before, 48 * 1024) << "peak RSS grew by " << (peak_rss_kib() - before) << " KiB";
+}
+
+}  // namespace
+}  // namespace e2s::detail
