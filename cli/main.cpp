@@ -52,13 +52,11 @@ int run_resolve(const GlobalOptions& global, const std::string& root,
                 const std::vector<std::string>& files) {
   e2s::cli::ProgressBar bar(stderr, !global.quiet && ::isatty(STDERR_FILENO));
   e2s::Package package(root, package_options(global, bar));
-  std::vector<std::string> paths;
-  paths.reserve(files.size());
-  for (const std::string& file : files) paths.push_back(package.resolve(file).string());
+  // Files download in parallel; paths are printed only once all resolved, so
+  // a script never reads a partial list from a command that failed.
+  const std::vector<std::filesystem::path> paths = package.resolve_all(files);
   bar.clear();
-  // Paths are printed only once all resolved, so a script never reads a
-  // partial list from a command that failed.
-  for (const std::string& path : paths) std::printf("%s\n", path.c_str());
+  for (const auto& path : paths) std::printf("%s\n", path.c_str());
   return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
 }
 

@@ -41,43 +41,49 @@ ProgressBar::~ProgressBar() { clear(); }
 void ProgressBar::update(const Progress& progress) {
   if (!enabled_) return;
   std::lock_guard lock(mutex_);
-  if (progress.file != file_) {
-    if (drawn_) std::fputc('\n', out_);  // keep the finished file's last line
-    file_ = progress.file;
-    started_ = std::chrono::steady_clock::now();
-    drawn_ = false;
-  }
-  draw(progress, progress.finished);
+  if (files_.empty()) started_ = std::chrono::steady_clock::now();
+  FileState& state = files_[progress.file];
+  state.done = progress.bytes_done;
+  state.total = progress.bytes_total;
+  state.finished = state.finished || progress.finished;
+  draw(progress.finished);
 }
 
-void ProgressBar::draw(const Progress& progress, bool force) {
+void ProgressBar::draw(bool force) {
   const auto now = std::chrono::steady_clock::now();
   if (!force && drawn_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
   last_draw_ = now;
   drawn_ = true;
 
+  std::uint64_t done = 0, total = 0;
+  bool all_sized = true;
+  std::size_t finished = 0;
+  for (const auto& [name, state] : files_) {
+    done += state.done;
+    if (state.total) total += *state.total;
+    else all_sized = false;
+    if (state.finished) ++finished;
+  }
   const double elapsed = std::max(1e-3, std::chrono::duration<double>(now - started_).count());
-  const double rate = static_cast<double>(progress.bytes_done) / elapsed;
-  constexpr int kWidth = 24;
-  std::string bar;
-  std::string amounts = human_bytes(static_cast<double>(progress.bytes_done));
-  std::string eta;
-  if (progress.bytes_total && *progress.bytes_total > 0) {
-    const double fraction =
-        std::min(1.0, static_cast<double>(progress.bytes_done) / static_cast<double>(*progress.bytes_total));
+  const double rate = static_cast<double>(done) / elapsed;
+
+  std::string label = files_.size() == 1 ? files_.begin()->first
+                                         : std::to_string(finished) + "/" + std::to_string(files_.size()) + " files";
+  std::string bar, eta;
+  std::string amounts = human_bytes(static_cast<double>(done));
+  if (all_sized && total > 0) {
+    constexpr int kWidth = 24;
+    const double fraction = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
     const int filled = static_cast<int>(fraction * kWidth);
-    bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] ";
     char percent[8];
     std::snprintf(percent, sizeof percent, "%3d%% ", static_cast<int>(fraction * 100));
-    bar += percent;
-    amounts += "/" + human_bytes(static_cast<double>(*progress.bytes_total));
-    if (rate > 0 && !progress.finished) {
-      eta = " ETA " + human_duration(static_cast<double>(*progress.bytes_total - std::min(
-                                                              progress.bytes_done, *progress.bytes_total)) /
-                                     rate);
+    bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] " + percent;
+    amounts += "/" + human_bytes(static_cast<double>(total));
+    if (rate > 0 && done < total) {
+      eta = " ETA " + human_duration(static_cast<double>(total - done) / rate);
     }
   }
-  std::fprintf(out_, "\r\033[K%s %s%s  %s/s%s", progress.file.c_str(), bar.c_str(), amounts.c_str(),
+  std::fprintf(out_, "\r\033[K%s %s%s  %s/s%s", label.c_str(), bar.c_str(), amounts.c_str(),
                human_bytes(rate).c_str(), eta.c_str());
   std::fflush(out_);
 }
@@ -86,11 +92,12 @@ void ProgressBar::clear() {
   if (!enabled_) return;
   std::lock_guard lock(mutex_);
   if (drawn_) {
+    draw(/*force=*/true);
     std::fputc('\n', out_);
     std::fflush(out_);
     drawn_ = false;
   }
-  file_.clear();
+  files_.clear();
 }
 
 }  // namespace e2s::cli

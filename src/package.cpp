@@ -1,6 +1,12 @@
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <atomic>
 #include <fstream>
 #include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
 #include <spdlog/spdlog.h>
 
 #include "cache/cache.hpp"
@@ -82,14 +88,39 @@ struct Package::Impl {
     return *store_;
   }
 
+  // A file this Package resolved before, still unexpired and still in
+  // place with its size: one lstat, no metadata read. This is what makes a
+  // repeated resolve() in a model's hot path cost about a microsecond.
+  std::optional<fs::path> remembered(std::string_view file_path) {
+    std::shared_lock lock(hits_mutex);
+    auto it = hits.find(file_path);
+    if (it == hits.end() || std::chrono::system_clock::now() >= it->second.expires) return std::nullopt;
+    struct stat status {};
+    if (::lstat(it->second.path.c_str(), &status) != 0 || !S_ISREG(status.st_mode) ||
+        static_cast<std::uint64_t>(status.st_size) != it->second.size) {
+      return std::nullopt;
+    }
+    return it->second.path;
+  }
+
+  fs::path remember(std::string_view file_path, fs::path path, const detail::CacheEntry& entry) {
+    std::unique_lock lock(hits_mutex);
+    hits.insert_or_assign(std::string(file_path), Hit{path, entry.size, cache->expires(entry)});
+    return path;
+  }
+
   fs::path resolve(std::string_view file_path) {
+    if (remote) {
+      if (auto hit = remembered(file_path)) return *hit;
+    }
     const std::string path = detail::validate_file_path(file_path, root);
     if (!remote) return detail::resolve_local(location, path);
 
     const std::string key = location.root + "/" + path;
-    if (auto hit = cache->lookup(key, path)) {
-      spdlog::debug("cache hit: {} -> {}", key, hit->string());
-      return *hit;
+    if (auto entry = cache->valid_entry(key, path)) {
+      fs::path hit = cache->final_path(key, path);
+      spdlog::debug("cache hit: {} -> {}", key, hit.string());
+      return remember(file_path, std::move(hit), *entry);
     }
     if (options.offline) {
       throw Error(Errc::offline_miss,
@@ -124,12 +155,39 @@ struct Package::Impl {
                                std::chrono::system_clock::now()};
       fs::path final_path = cache->commit(temp, entry);
       spdlog::debug("cached {} at {}", key, final_path.string());
-      return final_path;
+      return remember(file_path, std::move(final_path), entry);
     } catch (...) {
       std::error_code ignored;
       fs::remove(temp, ignored);
       throw;
     }
+  }
+
+  std::vector<fs::path> resolve_all(const std::vector<std::string>& file_paths) {
+    std::vector<fs::path> paths(file_paths.size());
+    std::vector<std::exception_ptr> errors(file_paths.size());
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      for (std::size_t i = next++; i < file_paths.size(); i = next++) {
+        try {
+          paths[i] = resolve(file_paths[i]);
+        } catch (...) {
+          errors[i] = std::current_exception();
+        }
+      }
+    };
+    // Files in parallel, each with its own byte ranges: the connection slots
+    // keep the requests in flight to max_connections in all.
+    const std::size_t threads =
+        std::min<std::size_t>(file_paths.size(), static_cast<std::size_t>(options.max_connections));
+    std::vector<std::thread> workers;
+    for (std::size_t i = 1; i < threads; ++i) workers.emplace_back(work);
+    work();
+    for (auto& worker : workers) worker.join();
+    for (const auto& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+    return paths;
   }
 
   std::vector<FileEntry> list() {
@@ -160,6 +218,21 @@ struct Package::Impl {
   // parallel parts together keep to max_connections.
   std::counting_semaphore<16> connection_slots{options.max_connections};
 
+  struct Hit {
+    fs::path path;
+    std::uint64_t size = 0;
+    std::chrono::system_clock::time_point expires;
+  };
+  // Heterogeneous lookup: resolve(string_view) finds without allocating.
+  struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+      return std::hash<std::string_view>{}(text);
+    }
+  };
+  std::shared_mutex hits_mutex;
+  std::unordered_map<std::string, Hit, StringHash, std::equal_to<>> hits;
+
   std::mutex store_mutex;
   std::unique_ptr<detail::http::Client> client;
   std::unique_ptr<detail::Retrier> retrier;
@@ -173,6 +246,10 @@ Package::Package(Package&&) noexcept = default;
 Package& Package::operator=(Package&&) noexcept = default;
 
 fs::path Package::resolve(std::string_view file_path) { return impl_->resolve(file_path); }
+
+std::vector<fs::path> Package::resolve_all(const std::vector<std::string>& file_paths) {
+  return impl_->resolve_all(file_paths);
+}
 
 std::vector<FileEntry> Package::list() { return impl_->list(); }
 

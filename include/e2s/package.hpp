@@ -47,7 +47,8 @@ struct Progress {
   std::optional<std::uint64_t> bytes_total;  // size when the server announced it
   bool finished = false;                // true on the last event for this file
 };
-// Called from the downloading thread; keep it cheap.
+// Called from the downloading threads, possibly several at once (parallel
+// parts and files); keep it cheap and thread-safe.
 using ProgressCallback = std::function<void(const Progress&)>;
 
 struct PackageOptions {
@@ -109,6 +110,13 @@ class Package {
   // http(s):// roots (plain HTTP cannot list a folder), not_found,
   // unauthorized, network, timeout.
   std::vector<FileEntry> list();
+
+  // Resolves several files at once: their downloads run in parallel, sharing
+  // max_connections requests in flight with each file's byte ranges. Returns
+  // the local paths in the order given. When files fail, the others still
+  // complete (and stay cached) and the first failure in the given order is
+  // thrown.
+  std::vector<std::filesystem::path> resolve_all(const std::vector<std::string>& file_paths);
 
   // A binary reader over the (cached) file. Same errors as resolve().
   std::unique_ptr<std::istream> open(std::string_view file_path);

@@ -53,6 +53,14 @@ class Cache {
   std::optional<std::filesystem::path> lookup(std::string_view key,
                                               std::string_view file_path) const;
 
+  // The same check, returning what the metadata records.
+  std::optional<CacheEntry> valid_entry(std::string_view key, std::string_view file_path) const;
+
+  // When a valid entry stops being one (fetch time + expiry_time).
+  std::chrono::system_clock::time_point expires(const CacheEntry& entry) const {
+    return entry.fetched_at + options_.expiry_time;
+  }
+
   // A new, unique temp file path for downloading `key`; creates the folder.
   // Throws Error(io) naming the cache folder when it cannot be created.
   std::filesystem::path temp_path(std::string_view key) const;

@@ -326,6 +326,68 @@ TEST_F(PackageTest, ParallelResolvesOfOnePackageAllSucceed) {
   }
 }
 
+TEST_F(PackageTest, ResolveAllReturnsPathsInOrderAndRunsInParallel) {
+  TempDir many;
+  std::vector<std::string> files;
+  for (int i = 0; i < 12; ++i) {
+    files.push_back("many/f" + std::to_string(i) + ".bin");
+    served_.write_file("pkg/" + files.back(), make_bytes(1000 + i, i));
+  }
+  TestServer slow("http_server.py", {"--root", served_.path().string(), "--latency-ms", "200"});
+  e2s::PackageOptions o = options();
+  o.max_connections = 4;
+  e2s::Package package(slow.url("/pkg"), o);
+  auto paths = package.resolve_all(files);
+  ASSERT_EQ(paths.size(), files.size());
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    EXPECT_EQ(paths[i], cache_.path() / "store" / files[i]);
+    EXPECT_EQ(TempDir::read_file(paths[i]), make_bytes(1000 + i, static_cast<unsigned>(i)));
+  }
+  const auto stats = slow.stats();
+  EXPECT_GT(stats["max_concurrent"].get<int>(), 1) << "files must download side by side";
+  EXPECT_LE(stats["max_concurrent"].get<int>(), 4) << "and within max_connections";
+}
+
+TEST_F(PackageTest, ResolveAllThrowsTheFirstFailureAndKeepsTheRest) {
+  e2s::Package package(root(), options());
+  try {
+    package.resolve_all({"config.json", "missing-1.bin", "weights/big.bin", "missing-2.bin"});
+    FAIL() << "expected not_found";
+  } catch (const e2s::Error& e) {
+    EXPECT_EQ(e.code(), e2s::Errc::not_found);
+    EXPECT_NE(std::string(e.what()).find("missing-1.bin"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(cache_.path() / "store" / "config.json"));
+  EXPECT_TRUE(fs::exists(cache_.path() / "store" / "weights" / "big.bin"));
+}
+
+TEST_F(PackageTest, RepeatedResolveIsServedFromMemoryButNoticesARemovedFile) {
+  e2s::Package package(root(), options());
+  const fs::path path = package.resolve("config.json");
+  // Without its metadata the disk cache would miss; the Package remembers.
+  fs::remove_all(cache_.path() / "store" / ".e2s" / "meta");
+  EXPECT_EQ(package.resolve("config.json"), path);
+  EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 1u);
+  // A removed (or replaced by a different size) file is fetched again.
+  fs::remove(path);
+  EXPECT_EQ(package.resolve("config.json"), path);
+  EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 2u);
+  EXPECT_EQ(TempDir::read_file(path), R"({"layers": 4})");
+}
+
+TEST_F(PackageTest, LargeFilesDownloadAsParallelRanges) {
+  const std::string large = make_bytes(20 << 20, 11);
+  served_.write_file("pkg/large.bin", large);
+  e2s::Package package(root(), options());
+  EXPECT_EQ(TempDir::read_file(package.resolve("large.bin")), large);
+  const nlohmann::json stats = server_.stats();
+  int ranged = 0;
+  for (const auto& request : stats["requests"]) {
+    if (request["method"] == "GET" && request["range"].is_string()) ++ranged;
+  }
+  EXPECT_GE(ranged, 8);
+}
+
 TEST_F(PackageTest, MetadataHoldsNoCredentialsOrQuery) {
   e2s::Package package(root(), options());
   package.resolve("config.json");

@@ -26,7 +26,8 @@ root; anything else, including directories, is 404.
 Control endpoints (JSON; never recorded in the statistics):
   GET  /_stats    {"requests": [{"method", "path", "range", "status", "headers",
                                  "client_port", "body_bytes"}...],
-                   "body_bytes": <body bytes sent by file responses>}
+                   "body_bytes": <body bytes sent by file responses>,
+                   "max_concurrent": <most file requests answered at once>}
                   "path" is the request target as received (query included);
                   "headers" has lowercased names; "client_port" is the peer's
                   TCP port, equal across requests on one kept-alive connection.
@@ -102,11 +103,14 @@ class State:
         self.etags = {}           # (path, size, mtime_ns) -> md5 hex
         self.last_activity = time.monotonic()
         self.active = 0
+        self.serving = 0          # file requests being answered right now
+        self.max_serving = 0      # the most at once since the last reset
 
     def reset(self):
         with self.lock:
             self.requests = []
             self.body_bytes = 0
+            self.max_serving = 0
             self.faults = []
             self.extra_headers = {}
 
@@ -258,6 +262,16 @@ class Handler(BaseHTTPRequestHandler):
         # Recorded before anything is sent: a client that has its response
         # must find the request in /_stats, whatever this thread does next.
         self.record()
+        with self.state.lock:
+            self.state.serving += 1
+            self.state.max_serving = max(self.state.max_serving, self.state.serving)
+        try:
+            self.serve_counted()
+        finally:
+            with self.state.lock:
+                self.state.serving -= 1
+
+    def serve_counted(self):
         if self.state.latency:
             time.sleep(self.state.latency)
         try:
@@ -347,7 +361,8 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_stats" and method == "GET":
                 with self.state.lock:
                     snapshot = {"requests": list(self.state.requests),
-                                "body_bytes": self.state.body_bytes}
+                                "body_bytes": self.state.body_bytes,
+                                "max_concurrent": self.state.max_serving}
                 self.send_json(snapshot)
             elif path == "/_reset" and method == "POST":
                 self.read_json()
