@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <exception>
@@ -278,6 +279,13 @@ const std::string& Response::header(const std::string& lowercase_name) const {
   static const std::string kEmpty;
   auto it = headers.find(lowercase_name);
   return it == headers.end() ? kEmpty : it->second;
+}
+
+std::optional<std::uint64_t> parse_decimal(std::string_view text) {
+  std::uint64_t value = 0;
+  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
+  return value;
 }
 
 std::string user_agent() {

@@ -112,6 +112,10 @@ class Client {
   std::unique_ptr<Impl> impl_;
 };
 
+// A non-negative decimal such as a Content-Length; nullopt when `text` is
+// empty or anything but digits.
+std::optional<std::uint64_t> parse_decimal(std::string_view text);
+
 // "e2s/<version> libcurl/<version>"
 std::string user_agent();
 

@@ -10,15 +10,7 @@
 namespace e2s::detail {
 namespace {
 
-constexpr std::size_t kMaxReplyBytes = 64u << 20;
 constexpr int kMaxListPages = 1000000;
-
-std::optional<std::uint64_t> parse_size(std::string_view value) {
-  std::uint64_t size = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), size);
-  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
-  return size;
-}
 
 // "crc32c=<b64>,md5=<b64>" (two header lines arrive joined by ", ").
 void read_goog_hash(const std::string& header, RemoteFile& file) {
@@ -63,7 +55,7 @@ class GcsStore final : public Store {
       throw error_for(result, uri, attempts);
     }
     const http::Response& response = result.response;
-    file.size = parse_size(response.header("content-length"));
+    file.size = http::parse_decimal(response.header("content-length"));
     file.etag = unquote_etag(response.header("etag"));
     file.version = response.header("x-goog-generation");
     read_goog_hash(response.header("x-goog-hash"), file);
@@ -81,27 +73,9 @@ class GcsStore final : public Store {
     for (int page = 0; page < kMaxListPages && !url.empty(); ++page) {
       http::Request request;
       request.url = url;
-      std::string body;
-      bool too_large = false;
-      request.on_response = [&body](const http::Response&) {
-        body.clear();  // a retried request starts over
-        return true;
-      };
-      int attempts = 0;
-      http::Result result = perform_with_retries(
-          context_, request, uri, attempts, [&](const char* data, std::size_t size) {
-            if (body.size() + size > kMaxReplyBytes) {
-              too_large = true;
-              return false;
-            }
-            body.append(data, size);
-            return true;
-          });
-      if (too_large) throw malformed(uri);
-      if (result.transport != http::Transport::ok || result.response.status != 200) {
-        throw error_for(result, uri, attempts);
-      }
-      nlohmann::json reply = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      const TextReply text = fetch_text(context_, request, uri);
+      if (!text.ok()) throw error_for(text.result, uri, text.attempts);
+      nlohmann::json reply = nlohmann::json::parse(text.body, nullptr, /*allow_exceptions=*/false);
       if (!reply.is_object()) throw malformed(uri);
       if (auto items = reply.find("items"); items != reply.end() && items->is_array()) {
         for (const auto& item : *items) {
@@ -110,7 +84,7 @@ class GcsStore final : public Store {
           if (!name.starts_with(prefix) || name.size() == prefix.size() || name.ends_with('/')) continue;
           // The JSON API sends sizes as decimal strings.
           std::optional<std::uint64_t> size;
-          if (auto s = item.find("size"); s != item.end() && s->is_string()) size = parse_size(s->get<std::string>());
+          if (auto s = item.find("size"); s != item.end() && s->is_string()) size = http::parse_decimal(s->get<std::string>());
           files.push_back({name.substr(prefix.size()), size});
         }
       }

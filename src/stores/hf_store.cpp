@@ -12,9 +12,6 @@ namespace {
 // Relative redirects inside the Hub (renamed repos, resolve-cache) are
 // followed by hand; more than this is a loop.
 constexpr int kMaxHubRedirects = 10;
-// A tree page is JSON for at most a few thousand entries; anything near this
-// is not the Hub.
-constexpr std::size_t kMaxTreePageBytes = 64u << 20;
 
 bool is_sha256_hex(std::string_view text) {
   if (text.size() != 64) return false;
@@ -22,13 +19,6 @@ bool is_sha256_hex(std::string_view text) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
-}
-
-std::optional<std::uint64_t> parse_size(const std::string& value) {
-  std::uint64_t size = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), size);
-  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
-  return size;
 }
 
 // The URL of rel="next" in a GitHub-style Link header, "" when none.
@@ -116,8 +106,8 @@ class HfStore final : public Store {
     // is not a hash of the bytes alone, so those are checked by size only.
     if (is_sha256_hex(file.etag)) file.sha256 = file.etag;
     const bool redirected = response.status >= 300 && response.status < 400;
-    file.size = parse_size(response.header("x-linked-size"));
-    if (!file.size && !redirected) file.size = parse_size(response.header("content-length"));
+    file.size = http::parse_decimal(response.header("x-linked-size"));
+    if (!file.size && !redirected) file.size = http::parse_decimal(response.header("content-length"));
     if (file.version.empty()) spdlog::debug("{}: the Hub sent no X-Repo-Commit", uri);
 
     file.request = url_origin(download_url) == origin_ ? hub_request(download_url)
@@ -138,28 +128,9 @@ class HfStore final : public Store {
       // only while it stays on the Hub.
       http::Request request =
           url_origin(url) == origin_ ? hub_request(url) : plain_request(url);
-      std::string body;
-      bool too_large = false;
-      int attempts = 0;
-      // A retried page starts over.
-      request.on_response = [&body](const http::Response&) {
-        body.clear();
-        return true;
-      };
-      http::Result result = perform_with_retries(
-          context_, request, uri, attempts, [&](const char* data, std::size_t size) {
-            if (body.size() + size > kMaxTreePageBytes) {
-              too_large = true;
-              return false;
-            }
-            body.append(data, size);
-            return true;
-          });
-      if (too_large) throw malformed(uri, "a tree page larger than 64 MiB");
-      if (result.transport != http::Transport::ok || result.response.status != 200) {
-        throw error_for(result, uri, attempts);
-      }
-      nlohmann::json page = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+      const TextReply reply = fetch_text(context_, request, uri);
+      if (!reply.ok()) throw error_for(reply.result, uri, reply.attempts);
+      nlohmann::json page = nlohmann::json::parse(reply.body, nullptr, /*allow_exceptions=*/false);
       if (!page.is_array()) throw malformed(uri, "a tree page that is not a JSON array");
       for (const auto& entry : page) {
         if (!entry.is_object() || entry.value("type", "") != "file") continue;
@@ -171,7 +142,7 @@ class HfStore final : public Store {
         }
         files.push_back(std::move(file));
       }
-      url = next_link(result.response.header("link"));
+      url = next_link(reply.result.response.header("link"));
     }
     return files;
   }

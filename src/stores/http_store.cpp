@@ -5,13 +5,6 @@
 namespace e2s::detail {
 namespace {
 
-std::optional<std::uint64_t> parse_length(const std::string& value) {
-  std::uint64_t length = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
-  return length;
-}
-
 class HttpStore final : public Store {
  public:
   HttpStore(const Location& location, const StoreContext& context)
@@ -32,7 +25,7 @@ class HttpStore final : public Store {
     if (result.transport == http::Transport::ok) {
       const int status = result.response.status;
       if (status >= 200 && status < 300) {
-        file.size = parse_length(result.response.header("content-length"));
+        file.size = http::parse_decimal(result.response.header("content-length"));
         file.etag = unquote_etag(result.response.header("etag"));
         return file;
       }

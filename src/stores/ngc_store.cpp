@@ -17,7 +17,6 @@ using Clock = std::chrono::steady_clock;
 // Used when the auth reply gives no lifetime; refreshed this much before expiry.
 constexpr std::chrono::seconds kDefaultTokenLifetime{3600};
 constexpr std::chrono::seconds kTokenRefreshMargin{60};
-constexpr std::size_t kMaxReplyBytes = 64u << 20;
 constexpr int kMaxListPages = 100000;
 constexpr std::string_view kPersonalKeyPrefix = "nvapi-";
 
@@ -186,11 +185,10 @@ class NgcStore final : public Store {
       http::Request request = plain_request(url);
       request.headers.push_back("Accept: application/json");
       if (is_private()) request.headers.push_back("Authorization: Bearer " + bearer(refreshed));
-      int attempts = 0;
-      std::string body;
-      http::Result result = fetch_body(request, uri, attempts, body);
+      const TextReply text = fetch_text(context_, request, uri);
+      const http::Result& result = text.result;
       if (result.transport == http::Transport::ok && result.response.status == 200) {
-        nlohmann::json reply = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+        nlohmann::json reply = nlohmann::json::parse(text.body, nullptr, /*allow_exceptions=*/false);
         if (!reply.is_object()) throw malformed(uri, "a reply that is not a JSON object");
         return reply;
       }
@@ -198,28 +196,8 @@ class NgcStore final : public Store {
       if (result.transport == http::Transport::ok && result.response.status == 401 && may_refresh) {
         continue;
       }
-      throw error_for(result, uri, attempts);
+      throw error_for(result, uri, text.attempts);
     }
-  }
-
-  http::Result fetch_body(http::Request& request, const std::string& uri, int& attempts,
-                          std::string& body) {
-    bool too_large = false;
-    request.on_response = [&body](const http::Response&) {
-      body.clear();  // a retried request starts over
-      return true;
-    };
-    http::Result result =
-        perform_with_retries(context_, request, uri, attempts, [&](const char* data, std::size_t size) {
-          if (body.size() + size > kMaxReplyBytes) {
-            too_large = true;
-            return false;
-          }
-          body.append(data, size);
-          return true;
-        });
-    if (too_large) throw malformed(uri, "a reply larger than 64 MiB");
-    return result;
   }
 
   bool is_personal_key() const { return settings_.api_key.starts_with(kPersonalKeyPrefix); }
@@ -244,11 +222,10 @@ class NgcStore final : public Store {
     request.headers.push_back("Authorization: Basic " + base64_encode("$oauthtoken:" + settings_.api_key));
 
     const std::string what = "the NGC auth endpoint " + url_origin(settings_.auth_url);
-    int attempts = 0;
-    std::string body;
-    http::Result result = fetch_body(request, what, attempts, body);
+    const TextReply text = fetch_text(context_, request, what);
+    const http::Result& result = text.result;
     if (result.transport != http::Transport::ok) {
-      const Error failure = http_error(result, what, attempts);
+      const Error failure = http_error(result, what, text.attempts);
       throw Error(failure.code(), std::string(failure.what()) + "; check NGC_CLI_AUTH_URL", root_);
     }
     const int status = result.response.status;
@@ -259,7 +236,7 @@ class NgcStore final : public Store {
                       "); check NGC_CLI_API_KEY: a valid key with access to that org",
                   root_, status);
     }
-    nlohmann::json reply = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json reply = nlohmann::json::parse(text.body, nullptr, /*allow_exceptions=*/false);
     if (status != 200 || !reply.is_object() || !reply.contains("token") || !reply["token"].is_string()) {
       throw Error(Errc::other,
                   what + " answered HTTP " + std::to_string(status) +

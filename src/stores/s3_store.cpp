@@ -13,7 +13,6 @@ namespace {
 // libcurl 7.88.1 does not add x-amz-content-sha256 by itself.
 constexpr const char* kEmptyPayloadSha256 =
     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-constexpr std::size_t kMaxReplyBytes = 64u << 20;
 constexpr int kMaxListPages = 1000000;
 
 bool is_md5_hex(std::string_view text) {
@@ -22,13 +21,6 @@ bool is_md5_hex(std::string_view text) {
     if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
   }
   return true;
-}
-
-std::optional<std::uint64_t> parse_size(std::string_view value) {
-  std::uint64_t size = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), size);
-  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
-  return size;
 }
 
 // <Error><Code>...</Code></Error> of an S3 error reply; "" when there is none.
@@ -55,7 +47,7 @@ class S3Store final : public Store {
         result.response.status >= 300) {
       throw error_for(with_error_body(result, file.request), uri, attempts);
     }
-    file.size = parse_size(result.response.header("content-length"));
+    file.size = http::parse_decimal(result.response.header("content-length"));
     file.etag = unquote_etag(result.response.header("etag"));
     // A plain 32-hex ETag is the MD5 of a single-part, unencrypted upload;
     // multipart ("...-N") and KMS ETags are not, so those get a size check.
@@ -77,21 +69,17 @@ class S3Store final : public Store {
       if (!prefix.empty()) query += "&prefix=" + percent_encode(prefix, false);
       http::Request request = request_for(bucket_path(), query);
 
-      std::string body;
-      int attempts = 0;
-      http::Result result = fetch(request, uri, attempts, body);
-      if (result.transport != http::Transport::ok || result.response.status != 200) {
-        throw error_for(result, uri, attempts);
-      }
+      const TextReply reply = fetch_text(context_, request, uri);
+      if (!reply.ok()) throw error_for(reply.result, uri, reply.attempts);
       pugi::xml_document document;
-      if (!document.load_buffer(body.data(), body.size())) throw malformed(uri);
+      if (!document.load_buffer(reply.body.data(), reply.body.size())) throw malformed(uri);
       pugi::xml_node listing = document.child("ListBucketResult");
       if (!listing) throw malformed(uri);
       for (pugi::xml_node object : listing.children("Contents")) {
         std::string key = percent_decode_plus(object.child_value("Key"));
         // Zero-byte "folder" markers end in '/': not files.
         if (!key.starts_with(prefix) || key.size() == prefix.size() || key.ends_with('/')) continue;
-        files.push_back({key.substr(prefix.size()), parse_size(object.child_value("Size"))});
+        files.push_back({key.substr(prefix.size()), http::parse_decimal(object.child_value("Size"))});
       }
       token = listing.child_value("NextContinuationToken");
       if (std::string_view(listing.child_value("IsTruncated")) != "true" || token.empty()) break;
@@ -197,25 +185,6 @@ class S3Store final : public Store {
       }
     }
     return request;
-  }
-
-  http::Result fetch(http::Request& request, const std::string& uri, int& attempts, std::string& body) {
-    bool too_large = false;
-    request.on_response = [&body](const http::Response&) {
-      body.clear();  // a retried request starts over
-      return true;
-    };
-    http::Result result =
-        perform_with_retries(context_, request, uri, attempts, [&](const char* data, std::size_t size) {
-          if (body.size() + size > kMaxReplyBytes) {
-            too_large = true;
-            return false;
-          }
-          body.append(data, size);
-          return true;
-        });
-    if (too_large) throw malformed(uri);
-    return result;
   }
 
   // HEAD errors have no body, so the S3 error code is unknown; one ranged GET

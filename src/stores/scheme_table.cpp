@@ -15,6 +15,32 @@ http::Result perform_with_retries(const StoreContext& context, const http::Reque
       });
 }
 
+TextReply fetch_text(const StoreContext& context, http::Request request, const std::string& uri) {
+  constexpr std::size_t kMaxReplyBytes = 64u << 20;
+  TextReply reply;
+  bool too_large = false;
+  request.on_response = [&reply](const http::Response&) {
+    reply.body.clear();  // a retried request starts over
+    return true;
+  };
+  reply.result = perform_with_retries(context, request, uri, reply.attempts,
+                                      [&](const char* data, std::size_t size) {
+                                        if (reply.body.size() + size > kMaxReplyBytes) {
+                                          too_large = true;
+                                          return false;
+                                        }
+                                        reply.body.append(data, size);
+                                        return true;
+                                      });
+  if (too_large) {
+    throw Error(Errc::other,
+                "the server answered more than 64 MiB for a listing or API call about " + uri +
+                    "; check the endpoint settings",
+                uri);
+  }
+  return reply;
+}
+
 std::vector<FileEntry> Store::list(const std::string& uri) {
   throw Error(Errc::unsupported,
               "cannot list " + uri + ": this kind of store has no folder listing; name the files "

@@ -31,6 +31,22 @@ http::Result perform_with_retries(const StoreContext& context, const http::Reque
                                   const std::string& uri, int& attempts,
                                   const http::BodySink& sink = {});
 
+// A small reply (JSON, XML) read whole.
+struct TextReply {
+  http::Result result;
+  std::string body;  // of the final 2xx response
+  int attempts = 0;
+  bool ok() const {
+    return result.transport == http::Transport::ok && result.response.status >= 200 &&
+           result.response.status < 300;
+  }
+};
+
+// Performs `request` under the retry policy and keeps its body. Throws
+// Error(other) naming `uri` when the body passes 64 MiB: no listing page or
+// API reply is that large, so the server is not what it should be.
+TextReply fetch_text(const StoreContext& context, http::Request request, const std::string& uri);
+
 class Store {
  public:
   virtual ~Store() = default;

@@ -72,22 +72,6 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
 
 namespace {
 
-// Holds one of the package's connection slots for the duration of a request.
-class SlotGuard {
- public:
-  explicit SlotGuard(std::counting_semaphore<16>* slots) : slots_(slots) {
-    if (slots_) slots_->acquire();
-  }
-  ~SlotGuard() {
-    if (slots_) slots_->release();
-  }
-  SlotGuard(const SlotGuard&) = delete;
-  SlotGuard& operator=(const SlotGuard&) = delete;
-
- private:
-  std::counting_semaphore<16>* slots_;
-};
-
 Downloaded download_single(const RemoteFile& file, const std::filesystem::path& temp_path,
                            const TransferContext& context);
 

@@ -111,21 +111,6 @@ class Plan {
   std::map<std::uint64_t, Part*> by_begin_;
 };
 
-class SlotGuard {
- public:
-  explicit SlotGuard(std::counting_semaphore<16>* slots) : slots_(slots) {
-    if (slots_) slots_->acquire();
-  }
-  ~SlotGuard() {
-    if (slots_) slots_->release();
-  }
-  SlotGuard(const SlotGuard&) = delete;
-  SlotGuard& operator=(const SlotGuard&) = delete;
-
- private:
-  std::counting_semaphore<16>* slots_;
-};
-
 enum class RangeSupport { unknown, yes, no };
 
 class ParallelDownload {

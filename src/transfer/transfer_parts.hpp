@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <semaphore>
 #include <string>
 
 #include "transfer/download.hpp"
@@ -67,11 +68,7 @@ inline std::optional<std::uint64_t> content_range_start(const std::string& value
 }
 
 inline std::optional<std::uint64_t> content_length(const http::Response& response) {
-  const std::string& value = response.header("content-length");
-  std::uint64_t length = 0;
-  auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), length);
-  if (value.empty() || ec != std::errc() || ptr != value.data() + value.size()) return std::nullopt;
-  return length;
+  return http::parse_decimal(response.header("content-length"));
 }
 
 // Every digest a download is checked against, fed in the same pass as the
@@ -136,5 +133,21 @@ inline bool is_success(const http::Result& result) {
   return result.transport == http::Transport::ok && result.response.status >= 200 &&
          result.response.status < 300;
 }
+
+// Holds one of the package's connection slots for the duration of a request.
+class SlotGuard {
+ public:
+  explicit SlotGuard(std::counting_semaphore<16>* slots) : slots_(slots) {
+    if (slots_) slots_->acquire();
+  }
+  ~SlotGuard() {
+    if (slots_) slots_->release();
+  }
+  SlotGuard(const SlotGuard&) = delete;
+  SlotGuard& operator=(const SlotGuard&) = delete;
+
+ private:
+  std::counting_semaphore<16>* slots_;
+};
 
 }  // namespace e2s::detail::transfer_parts
