@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "support/cli_runner.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "support/tls.hpp"
@@ -23,39 +24,8 @@ namespace fs = std::filesystem;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
 
-struct CliRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs the e2s binary with `args`, extra environment `env`, and no terminal.
-CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
-  TempDir io;
-  const fs::path out = io.path() / "out", err = io.path() / "err";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null_fd = ::open("/dev/null", O_RDONLY);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::dup2(null_fd, 0);
-    for (const auto& [name, value] : env) ::setenv(name.c_str(), value.c_str(), 1);
-    std::vector<char*> argv{const_cast<char*>(E2S_CLI_PATH)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(E2S_CLI_PATH, argv.data());
-    ::_exit(127);
-  }
-  int wstatus = 0;
-  ::waitpid(pid, &wstatus, 0);
-  CliRun run;
-  run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-  run.out = TempDir::read_file(out);
-  run.err = TempDir::read_file(err);
-  return run;
-}
+using e2s::test::CliRun;
+using e2s::test::run_e2s;
 
 // A loopback port that was free a moment ago (bound, then released).
 int unused_port() {

@@ -16,12 +16,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/cli_runner.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
 extern char** environ;
 
 namespace {
+
+using e2s::test::CliRun;
 
 namespace fs = std::filesystem;
 using e2s::test::TempDir;
@@ -36,52 +39,9 @@ const std::set<std::string> kScrubbed = {
     "XDG_CACHE_HOME", "HF_HUB_DISABLE_IMPLICIT_TOKEN", "HF_HUB_OFFLINE", "EARTH2STUDIO_OFFLINE",
     "EARTH2STUDIO_MODEL_CACHE", "EARTH2STUDIO_CACHE", "http_proxy", "ALL_PROXY", "all_proxy"};
 
-struct CliRun {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-// Runs the e2s binary with `args` in the test's environment minus kScrubbed,
-// plus `env`, with no terminal.
+// Runs the e2s binary in the test's environment minus kScrubbed, plus `env`.
 CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
-  // Everything the child needs is built before fork().
-  std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
-    const std::string name = entry.substr(0, entry.find('='));
-    if (kScrubbed.count(name) == 0 && env.count(name) == 0) env_strings.push_back(entry);
-  }
-  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
-  std::vector<char*> envp;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> arg_strings = {E2S_CLI_PATH};
-  arg_strings.insert(arg_strings.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : arg_strings) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  TempDir io;
-  const fs::path out = io.path() / "out", err = io.path() / "err";
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int null_fd = ::open("/dev/null", O_RDONLY);
-    ::dup2(out_fd, 1);
-    ::dup2(err_fd, 2);
-    ::dup2(null_fd, 0);
-    ::execve(E2S_CLI_PATH, argv.data(), envp.data());
-    ::_exit(127);
-  }
-  int wstatus = 0;
-  ::waitpid(pid, &wstatus, 0);
-  CliRun run;
-  run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-  run.out = TempDir::read_file(out);
-  run.err = TempDir::read_file(err);
-  return run;
+  return e2s::test::run_e2s(args, env, [](const std::string& name) { return kScrubbed.count(name) != 0; });
 }
 
 std::size_t append_to_string(char* data, std::size_t size, std::size_t count, void* user) {
