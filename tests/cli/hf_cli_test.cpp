@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cli_runner.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -27,6 +28,10 @@ namespace {
 using e2s::test::CliRun;
 
 namespace fs = std::filesystem;
+using e2s::test::contains;
+using e2s::test::expect_one_error_line;
+using e2s::test::get_json;
+using e2s::test::lines;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
 using nlohmann::json;
@@ -42,39 +47,6 @@ const std::set<std::string> kScrubbed = {
 // Runs the e2s binary in the test's environment minus kScrubbed, plus `env`.
 CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
   return e2s::test::run_e2s(args, env, [](const std::string& name) { return kScrubbed.count(name) != 0; });
-}
-
-std::size_t append_to_string(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// The lines of `text`, which must end with a newline.
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto end = text.find('\n', start);
-    if (end == std::string::npos) {
-      ADD_FAILURE() << "output does not end with a newline: " << text;
-      out.push_back(text.substr(start));
-      break;
-    }
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-// One line "e2s: error: ..." on stderr, nothing on stdout.
-void expect_one_error_line(const CliRun& run) {
-  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << run.out;
 }
 
 class HfCliTest : public ::testing::Test {
@@ -111,18 +83,7 @@ class HfCliTest : public ::testing::Test {
 
   // The commit of a revision of acme/weather, from the fake's GET /_info.
   std::string commit(const std::string& revision) const {
-    std::string reply;
-    CURL* h = curl_easy_init();
-    const std::string url = hub_.url("/_info");
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_to_string);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
-    const CURLcode code = curl_easy_perform(h);
-    curl_easy_cleanup(h);
-    if (code != CURLE_OK) throw std::runtime_error("GET " + url + ": " + curl_easy_strerror(code));
-    return json::parse(reply).at("repos").at("models/acme/weather").at("revisions").at(revision);
+    return get_json(hub_.url("/_info")).at("repos").at("models/acme/weather").at("revisions").at(revision);
   }
 
   std::vector<json> requests(const std::string& host) const {

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cli_runner.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -30,6 +31,10 @@ namespace {
 using e2s::test::CliRun;
 
 namespace fs = std::filesystem;
+using e2s::test::contains;
+using e2s::test::expect_one_error_line;
+using e2s::test::lines;
+using e2s::test::make_bytes;
 using e2s::test::Interpreter;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -39,24 +44,9 @@ constexpr const char* kConfig = "{\"model\": \"s3\"}\n";
 constexpr const char* kSecret = "secret bytes\n";
 constexpr int kManyKeys = 1003;
 
-// Deterministic bytes, different for each seed.
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint32_t state = seed * 2654435761u + 1;
-  for (char& c : bytes) {
-    state = state * 1664525u + 1013904223u;
-    c = static_cast<char>(state >> 24);
-  }
-  return bytes;
-}
-
 const std::string& weights() {
   static const std::string bytes = make_bytes(300000, 1);
   return bytes;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // Variables of the runner that would let its own cloud settings, caches or
@@ -73,30 +63,6 @@ bool scrubbed(const std::string& name) {
 // Runs the e2s binary in the test's environment minus the scrubbed variables, plus `env`.
 CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env) {
   return e2s::test::run_e2s(args, env, scrubbed);
-}
-
-// The lines of `text`, which must end with a newline.
-std::vector<std::string> lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (start < text.size()) {
-    const auto end = text.find('\n', start);
-    if (end == std::string::npos) {
-      ADD_FAILURE() << "output does not end with a newline: " << text;
-      out.push_back(text.substr(start));
-      break;
-    }
-    out.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-// One line "e2s: error: ..." on stderr, nothing on stdout.
-void expect_one_error_line(const CliRun& run) {
-  EXPECT_EQ(run.err.rfind("e2s: error: ", 0), 0u) << run.err;
-  EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << run.err;
-  EXPECT_TRUE(run.out.empty()) << run.out;
 }
 
 // ---- the shared moto instances ----------------------------------------------

@@ -79,16 +79,14 @@ import hashlib
 import json
 import os
 import sys
-import threading
 import time
 import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_common  # noqa: E402  (what the fakes share)
 import http_server as base  # noqa: E402  (the shared plumbing)
 
-BODY_FAULTS = ("cut", "short", "trickle", "stall", "ignore_range", "wrong_range", "long",
-               "corrupt")
 LIE_SUFFIX = b"lie"
 
 
@@ -123,25 +121,13 @@ def rfc3339(seconds):
         ".%03dZ" % int((seconds % 1) * 1000))
 
 
-class GcsState(base.State):
+class GcsState(fake_common.FakeState):
     """http_server's shared state plus hash caching and the root's config."""
 
     def __init__(self, args):
-        super().__init__(argparse.Namespace(root=args.root, rate=0, latency_ms=0,
-                                            verbose=args.verbose))
+        super().__init__(args)
         self.page_size = max(1, args.page_size)
         self.hashes = {}  # (path, size, mtime_ns, lie) -> (md5 bytes, crc32c int)
-
-    def take_fault_any(self, path, method):
-        with self.lock:
-            for fault in self.faults:
-                if fault["path"] in (path, "*") and method in fault["methods"]:
-                    if fault["times"] > 0:
-                        fault["times"] -= 1
-                        if fault["times"] == 0:
-                            self.faults.remove(fault)
-                    return fault
-        return None
 
     def config(self):
         path = os.path.join(self.root, ".gcs.json")
@@ -241,12 +227,9 @@ def valid_name(name):
         part in ("", ".", "..") for part in name.split("/"))
 
 
-class GcsHandler(base.Handler):
+class GcsHandler(fake_common.FakeHandler):
     server_version = "e2s-fake-gcs"
-
-    def log_message(self, fmt, *args):
-        if self.state.verbose:
-            sys.stderr.write("gcs_server: " + (fmt % args) + "\n")
+    log_name = "gcs_server"
 
     # ---- plumbing -------------------------------------------------------
 
@@ -266,40 +249,12 @@ class GcsHandler(base.Handler):
             self.send_header(name, str(value))
         self.end_headers()
 
-    def dispatch_counted(self, method):
-        self.method = method
-        self.status_sent = None
-        self.entry = None
-        self.target = urllib.parse.urlsplit(self.path)
-        self.decoded_path = urllib.parse.unquote(self.target.path)
-        self.query = urllib.parse.parse_qs(self.target.query, keep_blank_values=True)
-        if self.target.path in base.CONTROL_PATHS:
-            self.control(method, self.target.path)
-            return
-        self.record()
-        self.fault = self.state.take_fault_any(self.decoded_path, method)
-        kind = self.fault["kind"] if self.fault else None
-        try:
-            if kind == "status":
-                status = int(self.fault.get("status", 503))
-                body = self.fault.get("body", "injected %d\n" % status).encode()
-                headers = ([("Retry-After", self.fault["retry_after"])]
-                           if "retry_after" in self.fault else [])
-                self.simple(status, body, headers)
-            elif kind == "redirect":
-                self.start(int(self.fault.get("status", 302)),
-                           [("Location", self.fault["location"]), ("Content-Length", "0")])
-            elif method not in ("GET", "HEAD"):
-                self.json_error(405, "Method not allowed", "methodNotAllowed")
-            else:
-                self.route()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+    def refuses_method(self, method):
+        # GCS answers faults first; route() refuses other methods with a JSON 405.
+        return False
 
     def send_bytes(self, status, body, headers):
-        self.start(status, list(headers) + [("Content-Length", str(len(body)))])
-        if self.method != "HEAD":
-            self.wfile.write(body)
+        self.send_body_bytes(body, status, headers)
 
     def json_error(self, status, message, reason, extra=None):
         error = {"domain": "global", "reason": reason, "message": message}
@@ -345,6 +300,9 @@ class GcsHandler(base.Handler):
     # ---- routing --------------------------------------------------------
 
     def route(self):
+        if self.method not in ("GET", "HEAD"):
+            self.json_error(405, "Method not allowed", "methodNotAllowed")
+            return
         raw = self.target.path
         if raw.startswith("/storage/v1/b/"):
             self.route_json(raw[len("/storage/v1/b/"):], media=False)
@@ -409,50 +367,22 @@ class GcsHandler(base.Handler):
 
     # ---- media ----------------------------------------------------------
 
+    def range_not_satisfiable(self, size, common):
+        self.xml_error(416, "InvalidRange",
+                       "The requested range cannot be satisfied.",
+                       "bytes=%s" % self.headers.get("Range", ""))
+
     def serve_media(self, obj):
-        fault = self.fault if (self.fault and self.fault["kind"] in BODY_FAULTS) else None
-        kind = fault["kind"] if fault else None
-        size = obj.size
         common = [
             ("ETag", obj.xml_etag()),
             ("Last-Modified", email.utils.formatdate(obj.mtime, usegmt=True)),
             ("x-goog-generation", obj.generation),
             ("x-goog-metageneration", "1"),
             ("x-goog-stored-content-encoding", "identity"),
-            ("x-goog-stored-content-length", str(size)),
+            ("x-goog-stored-content-length", str(obj.size)),
             ("x-goog-storage-class", "STANDARD"),
         ] + obj.hash_headers()
-        wanted = base.parse_range(self.headers.get("Range"), size)
-        if kind == "ignore_range":
-            wanted = None
-        if wanted == "unsatisfiable":
-            self.xml_error(416, "InvalidRange",
-                           "The requested range cannot be satisfied.",
-                           "bytes=%s" % self.headers.get("Range", ""))
-            return
-        if kind == "wrong_range":
-            first, last = wanted if wanted else (0, size - 1)
-            if last + 1 < size:
-                first, last = first + 1, last + 1
-            elif first > 0:
-                first, last = first - 1, last - 1
-            else:
-                first = min(1, last)
-            wanted = (first, last)
-        if wanted is None:
-            status, first, last = 200, 0, size - 1
-        else:
-            status, (first, last) = 206, wanted
-        length = last - first + 1 if size else 0
-        announced = length + int(fault.get("extra", 0)) if kind == "long" else length
-        headers = [("Content-Type", "application/octet-stream"),
-                   ("Content-Length", str(announced)), ("Accept-Ranges", "bytes")] + common
-        if status == 206:
-            headers.append(("Content-Range", "bytes %d-%d/%d" % (first, last, size)))
-        self.start(status, headers)
-        if self.method == "HEAD":
-            return
-        self.send_body(obj.path, first, length, fault)
+        self.serve_file_bytes(obj.path, common, size=obj.size)
 
     # ---- listing --------------------------------------------------------
 
@@ -563,18 +493,7 @@ def main():
     state = GcsState(args)
     GcsHandler.state = state
     server = base.Server((args.host, args.port), GcsHandler)
-    server.verbose = args.verbose
-    if not args.no_stdin_watch:
-        threading.Thread(target=base.watch_stdin, daemon=True).start()
-    if args.idle_exit > 0:
-        threading.Thread(target=base.watch_idle, args=(state, args.idle_exit),
-                         daemon=True).start()
-
-    print("PORT %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+    base.run_servers(state, args, server)
 
 
 if __name__ == "__main__":

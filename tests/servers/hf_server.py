@@ -105,19 +105,17 @@ import json
 import os
 import re
 import sys
-import threading
 import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_common  # noqa: E402  (what the fakes share)
 import http_server as base  # noqa: E402  (the shared plumbing)
 
 KINDS = ("models", "datasets", "spaces")
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 HUB_CONTROL = ("/_stats", "/_reset", "/_fault", "/_headers", "/_info")
-BODY_FAULTS = ("cut", "short", "trickle", "stall", "ignore_range", "wrong_range", "long",
-               "corrupt")
 SIGNING_KEY = b"e2s-fake-cdn"
 
 
@@ -133,12 +131,13 @@ def lfs_pointer(sha256, size):
         sha256.encode(), size)
 
 
-class HubState(base.State):
+class HubState(fake_common.FakeState):
     """http_server's shared state plus the Hub's own."""
 
+    default_host = "hub"
+
     def __init__(self, args):
-        super().__init__(argparse.Namespace(root=args.root, rate=0, latency_ms=0,
-                                            verbose=args.verbose))
+        super().__init__(args)
         self.host = args.host
         self.page_size = max(1, args.page_size)
         self.tokens = set(args.token or [])
@@ -146,18 +145,6 @@ class HubState(base.State):
         self.cdn_port = 0
         self.blobs = {}     # sha256 -> file path (registered when redirected to)
         self.digests = {}   # (path, size, mtime_ns) -> (git sha1, sha256)
-
-    def take_fault_on(self, host, path, method):
-        with self.lock:
-            for fault in self.faults:
-                if (fault.get("host", "hub") == host and fault["path"] in (path, "*")
-                        and method in fault["methods"]):
-                    if fault["times"] > 0:
-                        fault["times"] -= 1
-                        if fault["times"] == 0:
-                            self.faults.remove(fault)
-                    return fault
-        return None
 
     def digests_of(self, path):
         st = os.stat(path)
@@ -303,68 +290,16 @@ def split_revision(segments):
     return urllib.parse.unquote(segments[0]), segments[1:]
 
 
-class HfHandler(base.Handler):
+class HfHandler(fake_common.FakeHandler):
     """Shared by both listeners; `host_name` says which one a request came to."""
 
     server_version = "e2s-fake-hf"
+    log_name = "hf_server"
     host_name = "hub"
-
-    def log_message(self, fmt, *args):
-        if self.state.verbose:
-            sys.stderr.write("hf_server(%s): %s\n" % (self.host_name, fmt % args))
-
-    def record(self):
-        self.entry = {
-            "host": self.host_name,
-            "method": self.method,
-            "path": self.path,
-            "range": self.headers.get("Range"),
-            "status": None,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "client_port": self.client_address[1],
-            "body_bytes": 0,
-        }
-        with self.state.lock:
-            self.state.requests.append(self.entry)
-
-    def dispatch_counted(self, method):
-        self.method = method
-        self.status_sent = None
-        self.entry = None
-        self.target = urllib.parse.urlsplit(self.path)
-        self.decoded_path = urllib.parse.unquote(self.target.path)
-        self.query = urllib.parse.parse_qs(self.target.query, keep_blank_values=True)
-        if self.host_name == "hub" and self.target.path in HUB_CONTROL:
-            self.control(method, self.target.path)
-            return
-        self.record()
-        if method == "POST":
-            self.simple(405, b"method not allowed\n")
-            return
-        self.fault = self.state.take_fault_on(self.host_name, self.decoded_path, method)
-        kind = self.fault["kind"] if self.fault else None
-        try:
-            if kind == "status":
-                status = int(self.fault.get("status", 503))
-                body = self.fault.get("body", "injected %d\n" % status).encode()
-                headers = ([("Retry-After", self.fault["retry_after"])]
-                           if "retry_after" in self.fault else [])
-                self.simple(status, body, headers)
-            elif kind == "redirect":
-                self.start(int(self.fault.get("status", 302)),
-                           [("Location", self.fault["location"]), ("Content-Length", "0")])
-            else:
-                self.route()
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+    control_host = "hub"
+    control_paths = HUB_CONTROL
 
     # ---- replies --------------------------------------------------------
-
-    def send_body_bytes(self, body, status, headers):
-        headers = list(headers) + [("Content-Length", str(len(body)))]
-        self.start(status, headers)
-        if self.method != "HEAD":
-            self.wfile.write(body)
 
     def hub_error(self, status, code, message, headers=()):
         extra = [("X-Error-Message", message)]
@@ -378,42 +313,6 @@ class HfHandler(base.Handler):
         body = json.dumps(obj).encode()
         self.send_body_bytes(body, 200, [("Content-Type", "application/json; charset=utf-8")]
                              + list(headers))
-
-    def serve_file_bytes(self, path, common):
-        """200/206/416 for `path` with http_server's Range and body-fault handling."""
-        fault = self.fault if (self.fault and self.fault["kind"] in BODY_FAULTS) else None
-        kind = fault["kind"] if fault else None
-        size = os.path.getsize(path)
-        wanted = base.parse_range(self.headers.get("Range"), size)
-        if kind == "ignore_range":
-            wanted = None
-        if wanted == "unsatisfiable":
-            self.simple(416, b"range not satisfiable\n",
-                        [("Content-Range", "bytes */%d" % size)] + list(common))
-            return
-        if kind == "wrong_range":
-            first, last = wanted if wanted else (0, size - 1)
-            if last + 1 < size:
-                first, last = first + 1, last + 1
-            elif first > 0:
-                first, last = first - 1, last - 1
-            else:
-                first = min(1, last)
-            wanted = (first, last)
-        if wanted is None:
-            status, first, last = 200, 0, size - 1
-        else:
-            status, (first, last) = 206, wanted
-        length = last - first + 1 if size else 0
-        announced = length + int(fault.get("extra", 0)) if kind == "long" else length
-        headers = [("Content-Type", "application/octet-stream"),
-                   ("Content-Length", str(announced)), ("Accept-Ranges", "bytes")] + list(common)
-        if status == 206:
-            headers.append(("Content-Range", "bytes %d-%d/%d" % (first, last, size)))
-        self.start(status, headers)
-        if self.method == "HEAD":
-            return
-        self.send_body(path, first, length, fault)
 
     # ---- routing --------------------------------------------------------
 
@@ -746,23 +645,9 @@ def main():
     CdnHandler.state = state
     hub = base.Server((args.host, args.port), HubHandler)
     cdn = base.Server((args.host, 0), CdnHandler)
-    hub.verbose = cdn.verbose = args.verbose
     state.hub_port = hub.server_address[1]
     state.cdn_port = cdn.server_address[1]
-
-    threading.Thread(target=cdn.serve_forever, kwargs={"poll_interval": 0.2},
-                     daemon=True).start()
-    if not args.no_stdin_watch:
-        threading.Thread(target=base.watch_stdin, daemon=True).start()
-    if args.idle_exit > 0:
-        threading.Thread(target=base.watch_idle, args=(state, args.idle_exit),
-                         daemon=True).start()
-
-    print("PORT %d" % state.hub_port, flush=True)
-    try:
-        hub.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+    base.run_servers(state, args, hub, [cdn])
 
 
 if __name__ == "__main__":

@@ -115,9 +115,18 @@ class State:
             self.extra_headers = {}
 
     def take_fault(self, path, method):
+        return self.take_fault_where(
+            lambda fault: fault["path"] == path and method in fault["methods"])
+
+    def take_fault_where(self, matches):
+        """Consumes and returns the first queued fault that `matches`, or None.
+
+        The fakes built on this module match faults differently (per listener,
+        "*" paths) but must consume them in exactly this way.
+        """
         with self.lock:
             for fault in self.faults:
-                if fault["path"] == path and method in fault["methods"]:
+                if matches(fault):
                     if fault["times"] > 0:
                         fault["times"] -= 1
                         if fault["times"] == 0:
@@ -180,6 +189,41 @@ def parse_range(value, size):
     if begin >= size:
         return "unsatisfiable"
     return (begin, size - 1 if end is None else min(end, size - 1))
+
+
+def faulted_range(wanted, size, kind):
+    """`wanted` (from parse_range) as an ignore_range or wrong_range fault bends it.
+
+    "unsatisfiable" passes through unchanged, so callers still answer 416.
+    """
+    if kind == "ignore_range":
+        return None
+    if kind != "wrong_range" or wanted == "unsatisfiable":
+        return wanted
+    first, last = wanted if wanted else (0, size - 1)
+    if last + 1 < size:
+        first, last = first + 1, last + 1
+    elif first > 0:
+        first, last = first - 1, last - 1
+    else:
+        first = min(1, last)  # the whole file was asked for
+    return (first, last)
+
+
+def body_span(wanted, size, fault):
+    """(status, first, last, length, announced Content-Length) of a file body.
+
+    `wanted` is a satisfiable range or None (whole file); a "long" fault
+    announces more bytes than the file has.
+    """
+    if wanted is None:
+        status, first, last = 200, 0, size - 1
+    else:
+        status, (first, last) = 206, wanted
+    length = last - first + 1 if size else 0
+    kind = fault["kind"] if fault else None
+    announced = length + int(fault.get("extra", 0)) if kind == "long" else length
+    return status, first, last, length, announced
 
 
 def etag_matches(header, etag):
@@ -418,19 +462,29 @@ class Handler(BaseHTTPRequestHandler):
             return None
         return candidate
 
-    def serve_file(self):
-        fault = self.state.take_fault(self.decoded_path, self.method)
-        kind = fault["kind"] if fault else None
+    def answer_fault(self, fault):
+        """Answers a "status" or "redirect" fault, which replace any reply.
 
+        Returns False (and sends nothing) for other kinds or no fault: those
+        act on the body, once the request has been routed.
+        """
+        kind = fault["kind"] if fault else None
         if kind == "status":
             status = int(fault.get("status", 503))
             body = fault.get("body", "injected %d\n" % status).encode()
             headers = [("Retry-After", fault["retry_after"])] if "retry_after" in fault else []
             self.simple(status, body, headers)
-            return
+            return True
         if kind == "redirect":
             self.start(int(fault.get("status", 302)),
                        [("Location", fault["location"]), ("Content-Length", "0")])
+            return True
+        return False
+
+    def serve_file(self):
+        fault = self.state.take_fault(self.decoded_path, self.method)
+        kind = fault["kind"] if fault else None
+        if self.answer_fault(fault):
             return
 
         path = self.locate()
@@ -456,29 +510,12 @@ class Handler(BaseHTTPRequestHandler):
                            else if_range.strip() == last_modified)
             if not still_valid:
                 wanted = None
-        if kind == "ignore_range":
-            wanted = None
+        wanted = faulted_range(wanted, size, kind)
         if wanted == "unsatisfiable":
             self.simple(416, b"range not satisfiable\n",
                         [("Content-Range", "bytes */%d" % size)] + common)
             return
-
-        if kind == "wrong_range":
-            first, last = wanted if wanted else (0, size - 1)
-            if last + 1 < size:
-                first, last = first + 1, last + 1
-            elif first > 0:
-                first, last = first - 1, last - 1
-            else:
-                first = min(1, last)  # the whole file was asked for
-            wanted = (first, last)
-
-        if wanted is None:
-            status, first, last = 200, 0, size - 1
-        else:
-            status, (first, last) = 206, wanted
-        length = last - first + 1 if size else 0
-        announced = length + int(fault.get("extra", 0)) if kind == "long" else length
+        status, first, last, length, announced = body_span(wanted, size, fault)
 
         headers = [("Content-Type", "application/octet-stream"),
                    ("Content-Length", str(announced))] + common
@@ -573,6 +610,30 @@ def tls_context(cert, key):
     return context
 
 
+def run_servers(state, args, main_server, other_servers=()):
+    """Serves every listener until stdin closes, idle time runs out or ^C.
+
+    Prints "PORT <n>" of `main_server` (the one line tests read); the others
+    run in daemon threads, and the fakes publish their ports some other way
+    (GET /_info). Shared by this script and the fakes that import it.
+    """
+    for server in (main_server,) + tuple(other_servers):
+        server.verbose = args.verbose
+    for server in other_servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
+    if not args.no_stdin_watch:
+        threading.Thread(target=watch_stdin, daemon=True).start()
+    if args.idle_exit > 0:
+        threading.Thread(target=watch_idle, args=(state, args.idle_exit), daemon=True).start()
+
+    print("PORT %d" % main_server.server_address[1], flush=True)
+    try:
+        main_server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=".", help="folder whose files are served")
@@ -592,21 +653,10 @@ def main():
     state = State(args)
     Handler.state = state
     server = Server((args.host, args.port), Handler)
-    server.verbose = args.verbose
     if args.tls_cert:
         server.socket = tls_context(args.tls_cert, args.tls_key).wrap_socket(
             server.socket, server_side=True, do_handshake_on_connect=False)
-
-    if not args.no_stdin_watch:
-        threading.Thread(target=watch_stdin, daemon=True).start()
-    if args.idle_exit > 0:
-        threading.Thread(target=watch_idle, args=(state, args.idle_exit), daemon=True).start()
-
-    print("PORT %d" % server.server_address[1], flush=True)
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+    run_servers(state, args, server)
 
 
 if __name__ == "__main__":

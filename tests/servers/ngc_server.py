@@ -124,18 +124,16 @@ import json
 import os
 import secrets
 import sys
-import threading
 import time
 import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_common  # noqa: E402  (what the fakes share)
 import http_server as base  # noqa: E402  (the shared plumbing)
 
 API_CONTROL = ("/_stats", "/_reset", "/_fault", "/_headers", "/_info", "/_expire_tokens",
                "/_expire_urls")
-BODY_FAULTS = ("cut", "short", "trickle", "stall", "ignore_range", "wrong_range", "long",
-               "corrupt")
 SIGNING_KEY = b"e2s-fake-ngc-storage"
 DEFAULT_PAGE_SIZE = 25
 
@@ -155,12 +153,13 @@ def parse_query(query):
     return out
 
 
-class NgcState(base.State):
+class NgcState(fake_common.FakeState):
     """http_server's shared state plus the registry's own."""
 
+    default_host = "api"
+
     def __init__(self, args):
-        super().__init__(argparse.Namespace(root=args.root, rate=0, latency_ms=0,
-                                            verbose=args.verbose))
+        super().__init__(args)
         self.host = args.host
         self.keys = list(args.key or [])
         self.token_ttl = args.token_ttl
@@ -173,18 +172,6 @@ class NgcState(base.State):
         self.tokens = {}     # token -> {"key", "scopes", "expires", "revoked"}
         self.urls = {}       # signature -> {"file", "path", "expires", "revoked"}
         self.url_serial = 0
-
-    def take_fault_on(self, host, path, method):
-        with self.lock:
-            for fault in self.faults:
-                if (fault.get("host", "api") == host and fault["path"] in (path, "*")
-                        and method in fault["methods"]):
-                    if fault["times"] > 0:
-                        fault["times"] -= 1
-                        if fault["times"] == 0:
-                            self.faults.remove(fault)
-                    return fault
-        return None
 
     def issue_token(self, key, scopes):
         token = "ngc-token-" + secrets.token_hex(16)
@@ -315,76 +302,31 @@ class Refused(Exception):
         self.description = description
 
 
-class NgcHandler(base.Handler):
+class NgcHandler(fake_common.FakeHandler):
     """Shared by the three listeners; `host_name` says which one a request came to."""
 
     server_version = "e2s-fake-ngc"
+    log_name = "ngc_server"
     host_name = "api"
+    control_host = "api"
+    control_paths = API_CONTROL
 
-    def log_message(self, fmt, *args):
-        if self.state.verbose:
-            sys.stderr.write("ngc_server(%s): %s\n" % (self.host_name, fmt % args))
+    def parse_query(self, query):
+        return parse_query(query)
 
-    def record(self):
-        self.entry = {
-            "host": self.host_name,
-            "method": self.method,
-            "path": self.path,
-            "range": self.headers.get("Range"),
-            "status": None,
-            "headers": {k.lower(): v for k, v in self.headers.items()},
-            "client_port": self.client_address[1],
-            "body_bytes": 0,
-        }
-        with self.state.lock:
-            self.state.requests.append(self.entry)
-
-    def dispatch_counted(self, method):
-        self.method = method
-        self.status_sent = None
-        self.entry = None
-        self.target = urllib.parse.urlsplit(self.path)
-        self.decoded_path = urllib.parse.unquote(self.target.path)
-        self.query = parse_query(self.target.query)
-        if self.host_name == "api" and self.target.path in API_CONTROL:
-            self.control(method, self.target.path)
-            return
-        self.record()
-        if method not in ("GET", "HEAD"):
-            self.simple(405, b"method not allowed\n")
-            return
-        self.fault = self.state.take_fault_on(self.host_name, self.decoded_path, method)
-        kind = self.fault["kind"] if self.fault else None
-        try:
-            if kind == "status":
-                status = int(self.fault.get("status", 503))
-                body = self.fault.get("body", "injected %d\n" % status).encode()
-                headers = ([("Retry-After", self.fault["retry_after"])]
-                           if "retry_after" in self.fault else [])
-                self.simple(status, body, headers)
-            elif kind == "redirect":
-                self.start(int(self.fault.get("status", 302)),
-                           [("Location", self.fault["location"]), ("Content-Length", "0")])
-            elif self.host_name == "storage":
-                self.route_storage()
-            elif self.host_name == "auth":
-                self.route_auth()
-            else:
-                try:
-                    self.route_api()
-                except Refused as refused:
-                    self.api_error(refused.status, refused.code, refused.description,
-                                   refused.headers)
-        except (BrokenPipeError, ConnectionResetError):
-            self.close_connection = True
+    def route(self):
+        if self.host_name == "storage":
+            self.route_storage()
+        elif self.host_name == "auth":
+            self.route_auth()
+        else:
+            try:
+                self.route_api()
+            except Refused as refused:
+                self.api_error(refused.status, refused.code, refused.description,
+                               refused.headers)
 
     # ---- replies --------------------------------------------------------
-
-    def send_body_bytes(self, body, status, headers):
-        headers = list(headers) + [("Content-Length", str(len(body)))]
-        self.start(status, headers)
-        if self.method != "HEAD":
-            self.wfile.write(body)
 
     def reply_json(self, obj, status=200, headers=()):
         body = json.dumps(obj).encode()
@@ -400,42 +342,6 @@ class NgcHandler(base.Handler):
                 "<Message>%s</Message>%s<RequestId>%s</RequestId></Error>"
                 % (code, message, extra, secrets.token_hex(8).upper())).encode()
         self.send_body_bytes(body, status, [("Content-Type", "application/xml")])
-
-    def serve_file_bytes(self, path, common):
-        """200/206/416 for `path` with http_server's Range and body-fault handling."""
-        fault = self.fault if (self.fault and self.fault["kind"] in BODY_FAULTS) else None
-        kind = fault["kind"] if fault else None
-        size = os.path.getsize(path)
-        wanted = base.parse_range(self.headers.get("Range"), size)
-        if kind == "ignore_range":
-            wanted = None
-        if wanted == "unsatisfiable":
-            self.simple(416, b"range not satisfiable\n",
-                        [("Content-Range", "bytes */%d" % size)] + list(common))
-            return
-        if kind == "wrong_range":
-            first, last = wanted if wanted else (0, size - 1)
-            if last + 1 < size:
-                first, last = first + 1, last + 1
-            elif first > 0:
-                first, last = first - 1, last - 1
-            else:
-                first = min(1, last)
-            wanted = (first, last)
-        if wanted is None:
-            status, first, last = 200, 0, size - 1
-        else:
-            status, (first, last) = 206, wanted
-        length = last - first + 1 if size else 0
-        announced = length + int(fault.get("extra", 0)) if kind == "long" else length
-        headers = [("Content-Type", "application/octet-stream"),
-                   ("Content-Length", str(announced)), ("Accept-Ranges", "bytes")] + list(common)
-        if status == 206:
-            headers.append(("Content-Range", "bytes %d-%d/%d" % (first, last, size)))
-        self.start(status, headers)
-        if self.method == "HEAD":
-            return
-        self.send_body(path, first, length, fault)
 
     # ---- auth host ------------------------------------------------------
 
@@ -768,26 +674,10 @@ def main():
     api = base.Server((args.host, args.port), ApiHandler)
     auth = base.Server((args.host, 0), AuthHandler)
     storage = base.Server((args.host, 0), StorageHandler)
-    for server in (api, auth, storage):
-        server.verbose = args.verbose
     state.api_port = api.server_address[1]
     state.auth_port = auth.server_address[1]
     state.storage_port = storage.server_address[1]
-
-    for server in (auth, storage):
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
-                         daemon=True).start()
-    if not args.no_stdin_watch:
-        threading.Thread(target=base.watch_stdin, daemon=True).start()
-    if args.idle_exit > 0:
-        threading.Thread(target=base.watch_idle, args=(state, args.idle_exit),
-                         daemon=True).start()
-
-    print("PORT %d" % state.api_port, flush=True)
-    try:
-        api.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
+    base.run_servers(state, args, api, [auth, storage])
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@
 
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
+#include "support/fixtures.hpp"
 #include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
@@ -29,6 +30,11 @@
 namespace {
 
 namespace fs = std::filesystem;
+using e2s::test::contains;
+using e2s::test::error_of;
+using e2s::test::get_json;
+using e2s::test::make_bytes;
+using e2s::test::md5_hex;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -40,34 +46,6 @@ const std::vector<std::string> kAwkwardNames = {
     "with space.txt", "plus+sign.txt", "100%.txt",
     "\xc3\xbcnic\xc3\xb6" "de-\xe6\x97\xa5\xe6\x9c\xac.txt",  // "ünicöde-日本.txt"
     "a=b&c=d.txt", "dir with space/in+dir.txt"};
-
-// Deterministic bytes, different for each seed.
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint32_t state = seed * 2654435761u + 1;
-  for (char& c : bytes) {
-    state = state * 1664525u + 1013904223u;
-    c = static_cast<char>(state >> 24);
-  }
-  return bytes;
-}
-
-std::string md5_hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned size = 0;
-  EVP_Digest(data.data(), data.size(), digest, &size, EVP_md5(), nullptr);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < size; ++i) {
-    out += digits[digest[i] >> 4];
-    out += digits[digest[i] & 15];
-  }
-  return out;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 // Percent-encoding of an object name in a public URL: all but A-Z a-z 0-9 - _ . ~ /.
 std::string url_encode(const std::string& name) {
@@ -83,26 +61,6 @@ std::string url_encode(const std::string& name) {
     }
   }
   return out;
-}
-
-std::size_t append_to_string(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-// A plain GET of the fake's JSON API (TestServer speaks only the control API).
-json get_json(const std::string& url) {
-  std::string reply;
-  CURL* h = curl_easy_init();
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_to_string);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
-  const CURLcode code = curl_easy_perform(h);
-  curl_easy_cleanup(h);
-  if (code != CURLE_OK) throw std::runtime_error("GET " + url + ": " + curl_easy_strerror(code));
-  return json::parse(reply);
 }
 
 class GcsTest : public ::testing::Test {
@@ -151,36 +109,13 @@ class GcsTest : public ::testing::Test {
     return o;
   }
 
+  // The cache's metadata record for `file_path` in storage folder `sub`.
   json meta(const std::string& file_path, const std::string& sub = "store") const {
-    const fs::path folder = cache_.path() / sub / ".e2s" / "meta";
-    if (!fs::is_directory(folder)) return json();
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      json data = json::parse(TempDir::read_file(entry.path()));
-      if (data.value("file_path", "") == file_path) return data;
-    }
-    return json();
+    return e2s::test::cached_meta(cache_.path() / sub, file_path);
   }
 
-  std::vector<fs::path> cached_files() const {
-    std::vector<fs::path> files;
-    if (!fs::exists(cache_.path())) return files;
-    for (const auto& entry : fs::recursive_directory_iterator(cache_.path())) {
-      if (entry.is_regular_file() && !contains(entry.path().string(), "/.e2s/")) {
-        files.push_back(entry.path());
-      }
-    }
-    return files;
-  }
+  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
 
-  static e2s::Error error_of(const std::function<void()>& action) {
-    try {
-      action();
-    } catch (const e2s::Error& e) {
-      return e;
-    }
-    ADD_FAILURE() << "expected an e2s::Error";
-    return e2s::Error(e2s::Errc::other, "no error");
-  }
 
   std::vector<json> requests() const {
     std::vector<json> out;

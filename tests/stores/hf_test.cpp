@@ -19,6 +19,7 @@
 
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
+#include "support/fixtures.hpp"
 #include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
@@ -27,6 +28,12 @@
 namespace {
 
 namespace fs = std::filesystem;
+using e2s::test::contains;
+using e2s::test::error_of;
+using e2s::test::get_json;
+using e2s::test::hex;
+using e2s::test::lower;
+using e2s::test::make_bytes;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -38,27 +45,6 @@ constexpr const char* kToken = "hf_validtoken";
 // The one token the gated repo lets in (its repo.json "tokens").
 constexpr const char* kApprovedToken = "hf_approved";
 
-// Deterministic bytes, different for each seed.
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint32_t state = seed * 2654435761u + 1;
-  for (char& c : bytes) {
-    state = state * 1664525u + 1013904223u;
-    c = static_cast<char>(state >> 24);
-  }
-  return bytes;
-}
-
-std::string hex(const unsigned char* data, unsigned size) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < size; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 15];
-  }
-  return out;
-}
-
 // The git blob id the Hub sends as ETag for a non-LFS file.
 std::string git_blob_sha1(const std::string& content) {
   const std::string blob = "blob " + std::to_string(content.size()) + std::string(1, '\0') + content;
@@ -66,36 +52,6 @@ std::string git_blob_sha1(const std::string& content) {
   unsigned size = 0;
   EVP_Digest(blob.data(), blob.size(), digest, &size, EVP_sha1(), nullptr);
   return hex(digest, size);
-}
-
-std::size_t append_to_string(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-// A plain GET for the fake's /_info (TestServer speaks only http_server.py's API).
-json get_json(const std::string& url) {
-  std::string reply;
-  CURL* h = curl_easy_init();
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, 20L);
-  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &append_to_string);
-  curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
-  const CURLcode code = curl_easy_perform(h);
-  curl_easy_cleanup(h);
-  if (code != CURLE_OK) throw std::runtime_error("GET " + url + ": " + curl_easy_strerror(code));
-  return json::parse(reply);
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 class HfTest : public ::testing::Test {
@@ -179,39 +135,13 @@ class HfTest : public ::testing::Test {
     return out;
   }
 
-  // The cache's metadata of the file at `file_path` in cache folder `sub`.
+  // The cache's metadata record for `file_path` in storage folder `sub`.
   json meta(const std::string& file_path, const std::string& sub = "store") const {
-    const fs::path folder = cache_.path() / sub / ".e2s" / "meta";
-    if (!fs::is_directory(folder)) return json();
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      json data = json::parse(TempDir::read_file(entry.path()));
-      if (data.value("file_path", "") == file_path) return data;
-    }
-    return json();
+    return e2s::test::cached_meta(cache_.path() / sub, file_path);
   }
 
-  // Every file under the cache folder except the cache's own bookkeeping.
-  std::vector<fs::path> cached_files() const {
-    std::vector<fs::path> files;
-    if (!fs::exists(cache_.path())) return files;
-    for (const auto& entry : fs::recursive_directory_iterator(cache_.path())) {
-      if (entry.is_regular_file() && !contains(entry.path().string(), "/.e2s/")) {
-        files.push_back(entry.path());
-      }
-    }
-    return files;
-  }
+  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
 
-  // The Error `action` throws; a test failure when it throws none.
-  static e2s::Error error_of(const std::function<void()>& action) {
-    try {
-      action();
-    } catch (const e2s::Error& e) {
-      return e;
-    }
-    ADD_FAILURE() << "expected an e2s::Error";
-    return e2s::Error(e2s::Errc::other, "no error");
-  }
 
   // The Authorization header of the first Hub request a fresh resolve makes
   // ("" when none was sent).

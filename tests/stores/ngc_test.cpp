@@ -22,6 +22,7 @@
 
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
+#include "support/fixtures.hpp"
 #include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
@@ -30,6 +31,10 @@
 namespace {
 
 namespace fs = std::filesystem;
+using e2s::test::contains;
+using e2s::test::error_of;
+using e2s::test::lower;
+using e2s::test::make_bytes;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -47,17 +52,6 @@ constexpr const char* kWeather = "ngc://models/acme/weather@1.0";
 constexpr const char* kSecret = "ngc://models/acme/secret@2.0";
 constexpr const char* kConfig = R"({"version": "1.0"})";
 constexpr const char* kFcnMetadata = R"({"model": "fcn"})";
-
-// Deterministic bytes, different for each seed.
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint32_t state = seed * 2654435761u + 1;
-  for (char& c : bytes) {
-    state = state * 1664525u + 1013904223u;
-    c = static_cast<char>(state >> 24);
-  }
-  return bytes;
-}
 
 std::string base64(const std::string& text) {
   std::string out(4 * ((text.size() + 2) / 3) + 1, '\0');
@@ -93,16 +87,6 @@ json call_json(const std::string& url, bool post = false) {
                                                             : "HTTP " + std::to_string(status)));
   }
   return json::parse(reply);
-}
-
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 std::string percent_decode(const std::string& text) {
@@ -292,39 +276,13 @@ class NgcTest : public ::testing::Test {
 
   void post(const std::string& control) const { call_json(ngc_.url(control), true); }
 
-  // The cache's metadata of the file at `file_path` in cache folder `sub`.
+  // The cache's metadata record for `file_path` in storage folder `sub`.
   json meta(const std::string& file_path, const std::string& sub = "store") const {
-    const fs::path folder = cache_.path() / sub / ".e2s" / "meta";
-    if (!fs::is_directory(folder)) return json();
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      json data = json::parse(TempDir::read_file(entry.path()));
-      if (data.value("file_path", "") == file_path) return data;
-    }
-    return json();
+    return e2s::test::cached_meta(cache_.path() / sub, file_path);
   }
 
-  // Every file under the cache folder except the cache's own bookkeeping.
-  std::vector<fs::path> cached_files() const {
-    std::vector<fs::path> files;
-    if (!fs::exists(cache_.path())) return files;
-    for (const auto& entry : fs::recursive_directory_iterator(cache_.path())) {
-      if (entry.is_regular_file() && !contains(entry.path().string(), "/.e2s/")) {
-        files.push_back(entry.path());
-      }
-    }
-    return files;
-  }
+  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
 
-  // The Error `action` throws; a test failure when it throws none.
-  static e2s::Error error_of(const std::function<void()>& action) {
-    try {
-      action();
-    } catch (const e2s::Error& e) {
-      return e;
-    }
-    ADD_FAILURE() << "expected an e2s::Error";
-    return e2s::Error(e2s::Errc::other, "no error");
-  }
 
   // Every bearer token the API received (without "Bearer ").
   std::vector<std::string> bearers_sent() const {

@@ -33,6 +33,7 @@
 
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
+#include "support/fixtures.hpp"
 #include "support/scoped_env.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
@@ -42,6 +43,10 @@ extern char** environ;
 namespace {
 
 namespace fs = std::filesystem;
+using e2s::test::contains;
+using e2s::test::error_of;
+using e2s::test::make_bytes;
+using e2s::test::md5_hex;
 using e2s::test::Interpreter;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
@@ -65,17 +70,6 @@ const std::vector<std::string> kAwkwardNames = {
     "a=b&c=d.txt",           "tilde~(paren) 'q'.txt",
     "dir with space/in+dir.txt"};
 
-// Deterministic bytes, different for each seed.
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint32_t state = seed * 2654435761u + 1;
-  for (char& c : bytes) {
-    state = state * 1664525u + 1013904223u;
-    c = static_cast<char>(state >> 24);
-  }
-  return bytes;
-}
-
 const std::string& weights() {
   static const std::string bytes = make_bytes(300000, 1);
   return bytes;
@@ -89,23 +83,6 @@ const std::string& multipart_bytes() {
 const std::string& secure_weights() {
   static const std::string bytes = make_bytes(300000, 3);
   return bytes;
-}
-
-std::string md5_hex(const std::string& data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned size = 0;
-  EVP_Digest(data.data(), data.size(), digest, &size, EVP_md5(), nullptr);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < size; ++i) {
-    out += digits[digest[i] >> 4];
-    out += digits[digest[i] & 15];
-  }
-  return out;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // S3's key encoding: every byte but A-Z a-z 0-9 - _ . ~ and '/' as %XX.
@@ -288,28 +265,12 @@ class S3TestBase : public ::testing::Test {
     return o;
   }
 
-  // The cache's metadata of the file at `file_path` in cache folder `sub`.
+  // The cache's metadata record for `file_path` in storage folder `sub`.
   json meta(const std::string& file_path, const std::string& sub = "store") const {
-    const fs::path folder = cache_.path() / sub / ".e2s" / "meta";
-    if (!fs::is_directory(folder)) return json();
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      json data = json::parse(TempDir::read_file(entry.path()));
-      if (data.value("file_path", "") == file_path) return data;
-    }
-    return json();
+    return e2s::test::cached_meta(cache_.path() / sub, file_path);
   }
 
-  // Every file under the cache folder except the cache's own bookkeeping.
-  std::vector<fs::path> cached_files() const {
-    std::vector<fs::path> files;
-    if (!fs::exists(cache_.path())) return files;
-    for (const auto& entry : fs::recursive_directory_iterator(cache_.path())) {
-      if (entry.is_regular_file() && !contains(entry.path().string(), "/.e2s/")) {
-        files.push_back(entry.path());
-      }
-    }
-    return files;
-  }
+  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
 
   // Every byte the cache wrote (data and metadata), for "no secret leaked" checks.
   std::string everything_cached() const {
@@ -321,16 +282,6 @@ class S3TestBase : public ::testing::Test {
     return all;
   }
 
-  // The Error `action` throws; a test failure when it throws none.
-  static e2s::Error error_of(const std::function<void()>& action) {
-    try {
-      action();
-    } catch (const e2s::Error& e) {
-      return e;
-    }
-    ADD_FAILURE() << "expected an e2s::Error";
-    return e2s::Error(e2s::Errc::other, "no error");
-  }
 
   static std::vector<std::string> paths(const std::vector<e2s::FileEntry>& entries) {
     std::vector<std::string> out;

@@ -1,0 +1,55 @@
+// Small helpers the store and CLI tests share: test data, text checks, the
+// cache folder's contents and errors. Kept here so each test file holds only
+// what is particular to its store.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "e2s/error.hpp"
+#include "support/cli_runner.hpp"
+
+namespace e2s::test {
+
+// Deterministic bytes, different for each seed (so a mixed-up file shows).
+std::string make_bytes(std::size_t size, unsigned seed);
+
+bool contains(const std::string& text, const std::string& part);
+
+// ASCII lowercase, for case-insensitive header and message checks.
+std::string lower(std::string text);
+
+// Lowercase hex of `size` raw bytes.
+std::string hex(const unsigned char* data, unsigned size);
+
+// Lowercase hex MD5 of `data` (what S3-like stores send as a simple ETag).
+std::string md5_hex(const std::string& data);
+
+// The lines of `text`, which must end with a newline (a test failure if not).
+std::vector<std::string> lines(const std::string& text);
+
+// One line "e2s: error: ..." on stderr, nothing on stdout.
+void expect_one_error_line(const CliRun& run);
+
+// The Error `action` throws; a test failure when it throws none.
+e2s::Error error_of(const std::function<void()>& action);
+
+// Every file under the cache folder `cache` except the cache's own
+// bookkeeping (.e2s/).
+std::vector<std::filesystem::path> cached_files(const std::filesystem::path& cache);
+
+// The metadata record (.e2s/meta/*.json) a cache storage folder keeps for
+// `file_path`, or null when there is none.
+nlohmann::json cached_meta(const std::filesystem::path& storage, const std::string& file_path);
+
+// A plain GET of a fake's JSON route that TestServer does not wrap (/_info,
+// a JSON API). Throws std::runtime_error when the transfer fails; the HTTP
+// status is not checked.
+nlohmann::json get_json(const std::string& url);
+
+}  // namespace e2s::test
