@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
                  "EARTH2STUDIO_PACKAGE_TIMEOUT or 300)")
       ->check(CLI::PositiveNumber);
   app.add_option("--connections", global.connections,
-                 "Parallel connections per download and across files (1-16, default 8)")
+                 "Parallel connections per download and across files (1-16, default 16)")
       ->check(CLI::Range(1, 16));
   app.add_flag("-q,--quiet", global.quiet, "No progress bar, errors only");
   app.add_flag("-v,--verbose", global.verbose, "Log what e2s does (cache hits, requests, retries)");

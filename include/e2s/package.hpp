@@ -66,8 +66,9 @@ struct PackageOptions {
   RetryOptions retry;
   // Parallel connections for one large file (byte ranges) and for several
   // files resolved together; 1 disables parallel transfers. At most 16.
-  // Default: 8.
-  int max_connections = 8;
+  // Default: 16 (measured: per-connection-capped servers and many small files
+  // gain most from more; bench/RESULTS.md).
+  int max_connections = 16;
   // Never touch the network: serve from the cache or fail with
   // Errc::offline_miss. Default: false.
   bool offline = false;
