@@ -1,5 +1,3 @@
-#include <charconv>
-
 #include "stores/store.hpp"
 
 namespace e2s::detail {
@@ -7,42 +5,27 @@ namespace {
 
 class HttpStore final : public Store {
  public:
-  HttpStore(const Location& location, const StoreContext& context)
-      : base_url_(location.base_url), context_(context) {}
+  explicit HttpStore(const Location& location)
+      : base_url_(location.base_url) {}
 
+  // No HEAD: one round trip per file is what many small files cost most.
+  // The GET's own headers give size and ETag, and a large file switches to
+  // parallel ranges from there (download_file).
   RemoteFile stat(std::string_view file_path, const std::string& uri) override {
     RemoteFile file;
     file.uri = uri;
     file.request.url = base_url_ + "/" + percent_encode(file_path, /*keep_slash=*/true);
-
-    // HEAD tells size and ETag before any body byte moves, so the download can
-    // be checked against them. Servers that refuse HEAD are still usable: the
-    // GET's own headers then stand in.
-    http::Request head = file.request;
-    head.method = "HEAD";
-    int attempts = 0;
-    http::Result result = perform_with_retries(context_, head, uri, attempts);
-    if (result.transport == http::Transport::ok) {
-      const int status = result.response.status;
-      if (status >= 200 && status < 300) {
-        file.size = http::parse_decimal(result.response.header("content-length"));
-        file.etag = unquote_etag(result.response.header("etag"));
-        return file;
-      }
-      if (status == 405 || status == 501) return file;
-    }
-    throw error_for(result, uri, attempts);
+    return file;
   }
 
  private:
   std::string base_url_;
-  StoreContext context_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext& context) {
-  return std::make_unique<HttpStore>(location, context);
+std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext&) {
+  return std::make_unique<HttpStore>(location);
 }
 
 }  // namespace e2s::detail

@@ -72,24 +72,43 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
 
 namespace {
 
-Downloaded download_single(const RemoteFile& file, const std::filesystem::path& temp_path,
-                           const TransferContext& context);
+// One stream, resumed at its offset after a cut. With `discovered` set and
+// the size unknown beforehand, a first reply that shows a large file on a
+// server that takes ranges is dropped before its body: the size goes into
+// `discovered` and nullopt comes back, for the parallel path to take over.
+std::optional<Downloaded> download_single(const RemoteFile& file,
+                                          const std::filesystem::path& temp_path,
+                                          const TransferContext& context,
+                                          std::optional<std::uint64_t>* discovered);
 
 }  // namespace
 
 Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
                          const TransferContext& context) {
-  if (context.max_connections > 1 && file.size && *file.size >= kMinParallelSize) {
+  const bool parallel = context.max_connections > 1;
+  if (parallel && file.size && *file.size >= kMinParallelSize) {
     if (auto done = download_parallel(file, temp_path, context)) return *done;
     spdlog::debug("{}: the server ignores Range; downloading in one stream", file.uri);
+    return *download_single(file, temp_path, context, nullptr);
   }
-  return download_single(file, temp_path, context);
+  // Stores that do not know the size up front (plain HTTP saves the HEAD
+  // round trip, which dominates many small files) learn it from the reply.
+  std::optional<std::uint64_t> discovered;
+  if (auto done = download_single(file, temp_path, context, parallel && !file.size ? &discovered : nullptr)) {
+    return *done;
+  }
+  RemoteFile sized = file;
+  sized.size = discovered;
+  if (auto done = download_parallel(sized, temp_path, context)) return *done;
+  return *download_single(file, temp_path, context, nullptr);
 }
 
 namespace {
 
-Downloaded download_single(const RemoteFile& file, const std::filesystem::path& temp_path,
-                           const TransferContext& context) {
+std::optional<Downloaded> download_single(const RemoteFile& file,
+                                          const std::filesystem::path& temp_path,
+                                          const TransferContext& context,
+                                          std::optional<std::uint64_t>* discovered) {
   File out(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (out.get() < 0) throw write_error(temp_path, file.uri, errno);
 
@@ -134,6 +153,11 @@ Downloaded download_single(const RemoteFile& file, const std::filesystem::path& 
     } else {
       if (asked_range && !restart()) return false;  // server ignored Range: start over
       announced = content_length(response);
+      if (discovered && !asked_range && announced && *announced >= kMinParallelSize &&
+          response.header("accept-ranges") == "bytes") {
+        *discovered = announced;
+        return false;
+      }
     }
     if (announced) {
       if (total && *total != *announced) {
@@ -179,8 +203,11 @@ Downloaded download_single(const RemoteFile& file, const std::filesystem::path& 
       if (context.progress) context.progress(written, total);
       return true;
     });
-    if (local_failure) attempt.transport = http::Transport::aborted;  // final, not retried
-    if (attempt.transport == http::Transport::aborted && !local_failure) {
+    if (local_failure || (discovered && discovered->has_value())) {
+      attempt.transport = http::Transport::aborted;  // final, not retried
+      return attempt;
+    }
+    if (attempt.transport == http::Transport::aborted) {
       // Rejected response (wrong range, changed file): retry from zero.
       attempt.transport = restart() ? http::Transport::interrupted : http::Transport::aborted;
       attempt.detail = rejection;
@@ -204,6 +231,7 @@ Downloaded download_single(const RemoteFile& file, const std::filesystem::path& 
   }
 
   if (local_failure) throw *local_failure;
+  if (discovered && discovered->has_value()) return std::nullopt;
   const bool success = result.transport == http::Transport::ok && result.response.status >= 200 &&
                        result.response.status < 300;
   if (!success) {

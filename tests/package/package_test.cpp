@@ -173,10 +173,10 @@ TEST_F(PackageTest, ServiceUnavailableThenSuccessIsRetried) {
 }
 
 TEST_F(PackageTest, TooManyRequestsWithRetryAfterIsRetried) {
-  server_.fault({{"path", "/pkg/config.json"}, {"kind", "status"}, {"status", 429}, {"retry_after", "1"}, {"methods", {"HEAD"}}});
+  server_.fault({{"path", "/pkg/config.json"}, {"kind", "status"}, {"status", 429}, {"retry_after", "1"}, {"methods", {"GET"}}});
   e2s::Package package(root(), options());
   EXPECT_TRUE(fs::exists(package.resolve("config.json")));
-  EXPECT_EQ(server_.count("HEAD", "/pkg/config.json"), 2u);
+  EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 2u);
 }
 
 TEST_F(PackageTest, PersistentServerErrorFailsAsNetworkAfterRetries) {
@@ -192,7 +192,7 @@ TEST_F(PackageTest, PersistentServerErrorFailsAsNetworkAfterRetries) {
     EXPECT_EQ(e.http_status(), 502);
     EXPECT_NE(std::string(e.what()).find("3 attempts"), std::string::npos) << e.what();
   }
-  EXPECT_EQ(server_.count("HEAD", "/pkg/config.json"), 3u);
+  EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 3u);
   EXPECT_TRUE(cached_files().empty());
 }
 
@@ -373,6 +373,14 @@ TEST_F(PackageTest, RepeatedResolveIsServedFromMemoryButNoticesARemovedFile) {
   EXPECT_EQ(package.resolve("config.json"), path);
   EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 2u);
   EXPECT_EQ(TempDir::read_file(path), R"({"layers": 4})");
+}
+
+TEST_F(PackageTest, PlainHttpSmallFileCostsOneRequest) {
+  e2s::Package package(root(), options());
+  package.resolve("config.json");
+  const nlohmann::json stats = server_.stats();
+  ASSERT_EQ(stats["requests"].size(), 1u) << stats.dump();
+  EXPECT_EQ(stats["requests"][0]["method"], "GET");
 }
 
 TEST_F(PackageTest, LargeFilesDownloadAsParallelRanges) {
