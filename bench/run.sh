@@ -88,7 +88,7 @@ say "building e2s (Release) in build-bench/"
 log="$repo/build-bench/bench-build.log"
 mkdir -p build-bench
 if ! { cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DE2S_BUILD_BENCH=ON \
-         -DE2S_BUILD_TESTS=OFF -DE2S_WERROR=OFF &&
+         -DE2S_BUILD_TESTS=OFF &&
        cmake --build build-bench --target e2s_cli e2s_cache_hit_bench; } >"$log" 2>&1; then
   tail -n 40 "$log" >&2
   die "build failed (full log: build-bench/bench-build.log)"

@@ -68,7 +68,8 @@ void ProgressBar::draw(bool force) {
   const double rate = static_cast<double>(done) / elapsed;
 
   std::string label = files_.size() == 1 ? files_.begin()->first
-                                         : std::to_string(finished) + "/" + std::to_string(files_.size()) + " files";
+                                         : std::to_string(finished).append("/").append(
+                                               std::to_string(files_.size())).append(" files");
   std::string bar, eta;
   std::string amounts = human_bytes(static_cast<double>(done));
   if (all_sized && total > 0) {
@@ -77,10 +78,13 @@ void ProgressBar::draw(bool force) {
     const int filled = static_cast<int>(fraction * kWidth);
     char percent[8];
     std::snprintf(percent, sizeof percent, "%3d%% ", static_cast<int>(fraction * 100));
-    bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] " + percent;
-    amounts += "/" + human_bytes(static_cast<double>(total));
+    // Built with append: g++ 12 at -O3 warns falsely (-Wrestrict) about
+    // "literal" + std::string.
+    bar.append("[").append(static_cast<std::size_t>(filled), '#');
+    bar.append(static_cast<std::size_t>(kWidth - filled), '.').append("] ").append(percent);
+    amounts.append("/").append(human_bytes(static_cast<double>(total)));
     if (rate > 0 && done < total) {
-      eta = " ETA " + human_duration(static_cast<double>(total - done) / rate);
+      eta.append(" ETA ").append(human_duration(static_cast<double>(total - done) / rate));
     }
   }
   std::fprintf(out_, "\r\033[K%s %s%s  %s/s%s", label.c_str(), bar.c_str(), amounts.c_str(),

@@ -592,6 +592,9 @@ def watch_idle(state, idle_seconds):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops SYNs when a client opens 16
+    # connections at once, and each drop costs a second of retransmission.
+    request_queue_size = 128
     verbose = False
 
     def handle_error(self, request, client_address):
