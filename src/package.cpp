@@ -117,15 +117,14 @@ struct Package::Impl {
     if (!remote) return detail::resolve_local(location, path);
 
     const std::string key = location.root + "/" + path;
-    if (auto entry = cache->valid_entry(key, path)) {
-      fs::path hit = cache->final_path(key, path);
-      spdlog::debug("cache hit: {} -> {}", key, hit.string());
-      return remember(file_path, std::move(hit), *entry);
+    if (auto hit = cache->lookup(key, path)) {
+      spdlog::debug("cache hit: {} -> {}", key, hit->path.string());
+      return remember(file_path, std::move(hit->path), hit->entry);
     }
     if (options.offline) {
       throw Error(Errc::offline_miss,
                   key + " is not in the cache at " + cache->storage().string() +
-                      "; run once without offline mode (--offline / EARTH2STUDIO_OFFLINE) to fetch it",
+                      "; fetch it once with offline mode off",
                   key);
     }
     detail::Store& source = store();
@@ -197,7 +196,7 @@ struct Package::Impl {
     } else if (options.offline) {
       throw Error(Errc::offline_miss,
                   "cannot list " + root + " in offline mode: listing asks the server; run "
-                  "without offline mode (--offline / EARTH2STUDIO_OFFLINE)",
+                  "with offline mode off",
                   root);
     } else {
       files = store().list(root);

@@ -137,12 +137,7 @@ std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
   }
 }
 
-std::optional<fs::path> Cache::lookup(std::string_view key, std::string_view file_path) const {
-  if (!valid_entry(key, file_path)) return std::nullopt;
-  return final_path(key, file_path);
-}
-
-std::optional<CacheEntry> Cache::valid_entry(std::string_view key, std::string_view file_path) const {
+std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view file_path) const {
   auto entry = read_entry(key);
   if (!entry) return std::nullopt;
   if (clock_() - entry->fetched_at > options_.expiry_time) return std::nullopt;
@@ -152,7 +147,7 @@ std::optional<CacheEntry> Cache::valid_entry(std::string_view key, std::string_v
   // A symlink planted at the final path is not ours: never follow it.
   if (ec || !fs::is_regular_file(status)) return std::nullopt;
   if (fs::file_size(path, ec) != entry->size || ec) return std::nullopt;
-  return entry;
+  return CachedFile{std::move(path), std::move(*entry)};
 }
 
 fs::path Cache::temp_path(std::string_view key) const {

@@ -34,6 +34,12 @@ struct CacheEntry {
   std::chrono::system_clock::time_point fetched_at;
 };
 
+// A hit: where the file is and what its metadata records.
+struct CachedFile {
+  std::filesystem::path path;
+  CacheEntry entry;
+};
+
 using Clock = std::function<std::chrono::system_clock::time_point()>;
 
 class Cache {
@@ -50,11 +56,7 @@ class Cache {
   // The cached file when it is present, recorded under `key`, of the recorded
   // size and not expired. A few syscalls; no network. Never throws for a
   // missing or damaged entry (that is a miss).
-  std::optional<std::filesystem::path> lookup(std::string_view key,
-                                              std::string_view file_path) const;
-
-  // The same check, returning what the metadata records.
-  std::optional<CacheEntry> valid_entry(std::string_view key, std::string_view file_path) const;
+  std::optional<CachedFile> lookup(std::string_view key, std::string_view file_path) const;
 
   // When a valid entry stops being one (fetch time + expiry_time).
   std::chrono::system_clock::time_point expires(const CacheEntry& entry) const {

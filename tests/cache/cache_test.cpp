@@ -40,7 +40,8 @@ TEST(Cache, CommitPutsTheFileUnderItsOwnNameAndSubFolders) {
   auto path = cache.commit(write_temp(cache, key, "weights"), entry_for(key, "sub/w.bin", "weights", time.now));
   EXPECT_EQ(path, dir.path() / "sub" / "w.bin");
   EXPECT_EQ(test::TempDir::read_file(path), "weights");
-  EXPECT_EQ(cache.lookup(key, "sub/w.bin"), path);
+  ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
+  EXPECT_EQ(cache.lookup(key, "sub/w.bin")->path, path);
   // Nothing is left in the temp folder after a commit.
   EXPECT_TRUE(fs::is_empty(dir.path() / ".e2s" / "tmp"));
 }
@@ -55,7 +56,8 @@ TEST(Cache, HashedNamesWhenSameNamesIsOff) {
   auto path = cache.commit(write_temp(cache, key, "x"), entry_for(key, "sub/w.bin", "x", time.now));
   EXPECT_EQ(path, dir.path() / sha256_hex(key));
   EXPECT_EQ(path.filename().string().size(), 64u);
-  EXPECT_EQ(cache.lookup(key, "sub/w.bin"), path);
+  ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
+  EXPECT_EQ(cache.lookup(key, "sub/w.bin")->path, path);
 }
 
 TEST(Cache, MetadataRecordsTheEntryAndNoMore) {
