@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -90,6 +91,9 @@ int run_ls(const GlobalOptions& global, const std::string& root) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) must end a download with a clear error and
+  // its temp file removed, not kill the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{
       "e2s: fetch model package files into a verified local cache.\n"
       "A package root is a folder: a local path, file://, http(s)://, hf://, ngc://models/..., "
@@ -116,7 +120,10 @@ int main(int argc, char** argv) {
       "7 offline and not cached; 1 anything else.\n\n"
       "Environment: EARTH2STUDIO_MODEL_CACHE > EARTH2STUDIO_CACHE (cache root, default\n"
       "~/.cache/earth2studio); EARTH2STUDIO_PACKAGE_TIMEOUT (seconds, default 300);\n"
-      "CURL_CA_BUNDLE or SSL_CERT_FILE (CA bundle for https); http_proxy, https_proxy, no_proxy.");
+      "CURL_CA_BUNDLE or SSL_CERT_FILE (CA bundle for https); http_proxy, https_proxy, no_proxy;\n"
+      "E2S_LOCKS=0 (no download locks between processes, for filesystems whose locks\n"
+      "misbehave); E2S_LOCK_STALE_SECONDS (a lock holder without progress for this long is\n"
+      "passed, default 120).");
 
   std::string root;
   std::vector<std::string> files;

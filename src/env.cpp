@@ -38,6 +38,35 @@ std::filesystem::path default_ca_bundle() {
 
 namespace {
 
+// A positive whole number of seconds from `name`, else nullopt.
+std::optional<std::chrono::seconds> env_seconds(const char* name) {
+  auto text = env_value(name);
+  if (!text) return std::nullopt;
+  long long seconds = 0;
+  const char* begin = text->data();
+  const char* end = begin + text->size();
+  auto [ptr, ec] = std::from_chars(begin, end, seconds);
+  if (ec != std::errc() || ptr != end || seconds <= 0) return std::nullopt;
+  return std::chrono::seconds(seconds);
+}
+
+}  // namespace
+
+bool default_lock_downloads() {
+  auto value = env_value("E2S_LOCKS");
+  if (!value) return true;
+  std::string lower = *value;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return !(lower == "0" || lower == "off" || lower == "no" || lower == "false");
+}
+
+std::chrono::seconds default_lock_stale_after() {
+  return env_seconds("E2S_LOCK_STALE_SECONDS").value_or(std::chrono::seconds(120));
+}
+
+namespace {
+
 // Tokens are pasted from web pages and files: drop spaces and line breaks.
 std::string strip_token(std::string token) {
   std::erase_if(token, [](unsigned char c) { return std::isspace(c); });
@@ -199,16 +228,8 @@ std::filesystem::path Package::default_cache(std::string_view sub) {
 }
 
 std::chrono::seconds Package::default_timeout() {
-  constexpr std::chrono::seconds kDefault{300};
-  auto text = detail::env_value("EARTH2STUDIO_PACKAGE_TIMEOUT");
-  if (!text) return kDefault;
   // Earth2Studio accepts int("300"); anything unparsable or non-positive falls back.
-  long long seconds = 0;
-  const char* begin = text->data();
-  const char* end = begin + text->size();
-  auto [ptr, ec] = std::from_chars(begin, end, seconds);
-  if (ec != std::errc() || ptr != end || seconds <= 0) return kDefault;
-  return std::chrono::seconds(seconds);
+  return detail::env_seconds("EARTH2STUDIO_PACKAGE_TIMEOUT").value_or(std::chrono::seconds(300));
 }
 
 std::size_t Package::default_blocksize() noexcept { return std::size_t{1} << 20; }

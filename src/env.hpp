@@ -1,6 +1,7 @@
 // Reading the environment: the one place that knows e2s's variables.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -16,6 +17,13 @@ bool env_flag(const char* name);
 // CURL_CA_BUNDLE, else SSL_CERT_FILE (the variables curl and OpenSSL read),
 // else empty: the system store.
 std::filesystem::path default_ca_bundle();
+
+// Download locks between processes: on unless E2S_LOCKS is "0", "off", "no"
+// or "false" (for filesystems whose locks misbehave).
+bool default_lock_downloads();
+
+// E2S_LOCK_STALE_SECONDS; 120 when unset or invalid.
+std::chrono::seconds default_lock_stale_after();
 
 // Where the Hugging Face Hub is and who we are to it (protocols.md §1.1).
 struct HfSettings {

@@ -50,6 +50,8 @@ PackageOptions with_defaults(PackageOptions options) {
   if (options.block_size == 0) options.block_size = Package::default_blocksize();
   options.max_connections = std::clamp(options.max_connections, 1, kMaxConnections);
   if (options.ca_bundle.empty()) options.ca_bundle = detail::default_ca_bundle();
+  if (!options.lock_downloads) options.lock_downloads = detail::default_lock_downloads();
+  if (options.lock_stale_after.count() <= 0) options.lock_stale_after = detail::default_lock_stale_after();
   return options;
 }
 
@@ -127,11 +129,29 @@ struct Package::Impl {
                       "; fetch it once with offline mode off",
                   key);
     }
+    return download(key, path, file_path);
+  }
+
+  // A miss: one process downloads (the lock), the others wait for its copy.
+  fs::path download(const std::string& key, const std::string& path, std::string_view file_path) {
+    detail::LockOptions lock_options;
+    lock_options.enabled = *options.lock_downloads;
+    lock_options.stale_after = options.lock_stale_after;
+    lock_options.on_wait = [&key](const std::string& holder) {
+      spdlog::warn("waiting for another process ({}) downloading {}", holder, key);
+    };
+    detail::DownloadLock lock = cache->lock(key, lock_options);
+    if (auto hit = cache->lookup(key, path)) {  // what the process we waited for fetched
+      spdlog::debug("cache hit after waiting: {} -> {}", key, hit->path.string());
+      return remember(file_path, std::move(hit->path), hit->entry);
+    }
+
     detail::Store& source = store();
     detail::RemoteFile file = source.stat(path, key);
     spdlog::debug("downloading {} ({} bytes)", key,
                   file.size ? std::to_string(*file.size) : std::string("unknown"));
 
+    const detail::Cache::Temp temp = cache->claim_temp(key);
     detail::TransferContext context;
     context.client = client.get();
     context.retrier = retrier.get();
@@ -140,24 +160,33 @@ struct Package::Impl {
     context.error_for = [&source, &key](const detail::http::Result& failed, int attempts) {
       return source.error_for(failed, key, attempts);
     };
-    if (options.progress) {
-      context.progress = [this, &path](std::uint64_t done, std::optional<std::uint64_t> total) {
-        options.progress(Progress{path, done, total, total && done == *total});
-      };
-    }
+    context.progress = [this, &path, &lock](std::uint64_t done, std::optional<std::uint64_t> total) {
+      lock.heartbeat();
+      if (options.progress) options.progress(Progress{path, done, total, total && done == *total});
+    };
+    context.resume = temp.partial;
+    context.checkpoint = [this, &temp, &key](const detail::Partial& partial) {
+      cache->save_journal(temp, key, partial);
+    };
 
-    const fs::path temp = cache->temp_path(key);
     try {
-      detail::Downloaded downloaded = detail::download_file(file, temp, context);
+      detail::Downloaded downloaded = detail::download_file(file, temp.data, context);
       detail::CacheEntry entry{key,           path,         downloaded.size,
                                downloaded.etag, downloaded.sha256, file.version,
                                std::chrono::system_clock::now()};
-      fs::path final_path = cache->commit(temp, entry);
+      fs::path final_path = cache->commit(temp.data, entry);
+      cache->drop_temp(temp);
       spdlog::debug("cached {} at {}", key, final_path.string());
       return remember(file_path, std::move(final_path), entry);
+    } catch (const Error& error) {
+      // Bytes that arrived intact stay for the next attempt when the failure
+      // is the connection's; bad bytes (integrity) and local failures go.
+      const bool resumable = error.code() == Errc::network || error.code() == Errc::timeout ||
+                             error.code() == Errc::unauthorized;
+      resumable ? cache->release_temp(temp) : cache->drop_temp(temp);
+      throw;
     } catch (...) {
-      std::error_code ignored;
-      fs::remove(temp, ignored);
+      cache->drop_temp(temp);
       throw;
     }
   }

@@ -72,6 +72,15 @@ struct PackageOptions {
   // Never touch the network: serve from the cache or fail with
   // Errc::offline_miss. Default: false.
   bool offline = false;
+  // Processes sharing the cache take a lock per file, so that one downloads
+  // it and the others wait for its copy (see README, "Safety"). Turn off only
+  // where the filesystem's locks misbehave: downloads stay correct, at worst
+  // duplicated. Default: on, unless E2S_LOCKS=0.
+  std::optional<bool> lock_downloads;
+  // A download holding the lock that shows no progress for this long is
+  // presumed stuck, and waiters go on without it. Default: 120 s, or
+  // E2S_LOCK_STALE_SECONDS.
+  std::chrono::seconds lock_stale_after{0};
   // Receives download progress. Default: none.
   ProgressCallback progress;
   // PEM file of the CA certificates that https:// servers are verified

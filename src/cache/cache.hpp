@@ -5,10 +5,15 @@
 //   <file path>                 the file under its own name and sub-folders
 //                               (or <sha256 of key> when same_names is false)
 //   .e2s/meta/<sha256 of key>.json   its metadata, written after the data
-//   .e2s/tmp/                   temp files of downloads in progress
+//   .e2s/locks/<sha256 of key>.lock  the lock of its download (DownloadLock)
+//   .e2s/tmp/<sha256 of key>-<owner>/   a download in progress: "data" and
+//                               "journal.json" (which bytes of data are
+//                               durably written, and from which version)
 // A file is only ever at its final path complete and verified: it is written
 // to a temp file, fsynced and renamed. A final file without metadata (a crash
-// between the two renames) is treated as absent and fetched again.
+// between the two renames) is treated as absent and fetched again. A temp
+// folder whose owner died is taken over by the next download of the same
+// file, which resumes from its journal.
 #pragma once
 
 #include <chrono>
@@ -19,7 +24,9 @@
 #include <string>
 #include <string_view>
 
+#include "cache/lock.hpp"
 #include "e2s/package.hpp"
+#include "transfer/partial.hpp"
 
 namespace e2s::detail {
 
@@ -63,13 +70,38 @@ class Cache {
     return entry.fetched_at + options_.expiry_time;
   }
 
-  // A new, unique temp file path for downloading `key`; creates the folder.
-  // Throws Error(io) naming the cache folder when it cannot be created.
-  std::filesystem::path temp_path(std::string_view key) const;
+  // Takes the download lock of `key` (see DownloadLock). Throws Error(io)
+  // naming the cache folder when it is not writable.
+  DownloadLock lock(std::string_view key, const LockOptions& options) const;
+
+  // Where a download of `key` writes: a temp folder of this process, taken
+  // over from an earlier attempt whose process is gone (or which released
+  // it) when there is one, with what that attempt recorded. Throws Error(io)
+  // naming the cache folder when it is not writable.
+  struct Temp {
+    std::filesystem::path folder;
+    std::filesystem::path data;  // the file being downloaded
+    std::optional<Partial> partial;
+  };
+  Temp claim_temp(std::string_view key) const;
+
+  // Records which bytes of `temp`'s data are durably written. Best effort: a
+  // failure only costs resuming. An empty `partial` removes the record.
+  void save_journal(const Temp& temp, std::string_view key, const Partial& partial) const;
+
+  // After a failure worth resuming (network, timeout): leaves the temp folder
+  // for the next attempt, in this process or another.
+  void release_temp(const Temp& temp) const;
+
+  // Removes the temp folder and what is left in it.
+  void drop_temp(const Temp& temp) const;
 
   // Moves the finished temp file to its final path and records `entry`
   // (metadata after data, both atomic). Throws Error(io).
   std::filesystem::path commit(const std::filesystem::path& temp, const CacheEntry& entry);
+
+  // The folder of the cache's own bookkeeping, relative to storage().
+  static constexpr std::string_view kReservedFolder = ".e2s";
 
   // The metadata recorded for `key`, if any (expired or not).
   std::optional<CacheEntry> read_entry(std::string_view key) const;

@@ -76,31 +76,68 @@ namespace {
 // the size unknown beforehand, a first reply that shows a large file on a
 // server that takes ranges is dropped before its body: the size goes into
 // `discovered` and nullopt comes back, for the parallel path to take over.
+// Continues from the written prefix of `resume` when given.
 std::optional<Downloaded> download_single(const RemoteFile& file,
                                           const std::filesystem::path& temp_path,
                                           const TransferContext& context,
-                                          std::optional<std::uint64_t>* discovered);
+                                          std::optional<std::uint64_t>* discovered,
+                                          const Partial* resume);
 
-}  // namespace
+// Whether the parallel path should continue `resume`: it can use bytes
+// anywhere in the file, a single stream only a prefix from byte 0.
+bool resume_in_parallel(const Partial& resume, const TransferContext& context) {
+  return context.max_connections > 1 &&
+         (resume.size >= kMinParallelSize || resume.written.size() > 1 || resume.prefix() == 0);
+}
 
-Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
-                         const TransferContext& context) {
+Downloaded download_fresh(const RemoteFile& file, const std::filesystem::path& temp_path,
+                          const TransferContext& context) {
   const bool parallel = context.max_connections > 1;
   if (parallel && file.size && *file.size >= kMinParallelSize) {
     if (auto done = download_parallel(file, temp_path, context)) return *done;
     spdlog::debug("{}: the server ignores Range; downloading in one stream", file.uri);
-    return *download_single(file, temp_path, context, nullptr);
+    return *download_single(file, temp_path, context, nullptr, nullptr);
   }
   // Stores that do not know the size up front (plain HTTP saves the HEAD
   // round trip, which dominates many small files) learn it from the reply.
   std::optional<std::uint64_t> discovered;
-  if (auto done = download_single(file, temp_path, context, parallel && !file.size ? &discovered : nullptr)) {
+  if (auto done = download_single(file, temp_path, context,
+                                  parallel && !file.size ? &discovered : nullptr, nullptr)) {
     return *done;
   }
   RemoteFile sized = file;
   sized.size = discovered;
   if (auto done = download_parallel(sized, temp_path, context)) return *done;
-  return *download_single(file, temp_path, context, nullptr);
+  return *download_single(file, temp_path, context, nullptr, nullptr);
+}
+
+}  // namespace
+
+Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
+                         const TransferContext& context) {
+  const Partial* resume = usable_resume(file, context.resume);
+  if (context.resume && !context.resume->written.empty() && resume == nullptr) {
+    spdlog::debug("{}: the bytes of an earlier attempt are of another version; starting afresh",
+                  file.uri);
+  }
+  if (resume != nullptr) {
+    spdlog::debug("{}: resuming with {} of {} bytes already on disk", file.uri, resume->bytes(),
+                  resume->size);
+    if (!resume_in_parallel(*resume, context)) {
+      return *download_single(file, temp_path, context, nullptr, resume);
+    }
+    RemoteFile sized = file;
+    sized.size = resume->size;
+    try {
+      if (auto done = download_parallel(sized, temp_path, context, resume)) return *done;
+    } catch (const StaleResume&) {
+      spdlog::debug("{}: the file changed on the server since the earlier attempt; starting afresh",
+                    file.uri);
+    }
+  }
+  // The bytes on disk are about to be replaced: their description goes first.
+  if (context.resume && context.checkpoint) context.checkpoint(Partial{});
+  return download_fresh(file, temp_path, context);
 }
 
 namespace {
@@ -108,8 +145,13 @@ namespace {
 std::optional<Downloaded> download_single(const RemoteFile& file,
                                           const std::filesystem::path& temp_path,
                                           const TransferContext& context,
-                                          std::optional<std::uint64_t>* discovered) {
-  File out(::open(temp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+                                          std::optional<std::uint64_t>* discovered,
+                                          const Partial* resume) {
+  // A resumed download always asks for at least its last byte, so that the
+  // server vouches for the bytes on disk before they are committed.
+  const std::uint64_t resumed =
+      resume ? std::min(resume->prefix(), resume->size > 0 ? resume->size - 1 : 0) : 0;
+  File out(::open(temp_path.c_str(), O_RDWR | O_CREAT | (resumed > 0 ? 0 : O_TRUNC) | O_CLOEXEC, 0644));
   if (out.get() < 0) throw write_error(temp_path, file.uri, errno);
 
   StreamHashes hashes(file);
@@ -119,6 +161,8 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   // come from the same version. The store's own ETag (file.etag) may name the
   // file differently (the Hub's sha256 vs. its CDN's ETag), so it is kept apart.
   std::string served_etag;
+  // Bytes of an earlier attempt that no reply has vouched for yet.
+  bool unconfirmed = false;
   std::optional<Error> local_failure;  // a disk error ends the download, no retry
   std::string rejection;               // why the last response was refused, if it was
   int attempts = 0;
@@ -126,11 +170,33 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   auto restart = [&] {
     hashes.reset();
     written = 0;
+    total = file.size;
+    unconfirmed = false;
     if (::ftruncate(out.get(), 0) != 0 || ::lseek(out.get(), 0, SEEK_SET) != 0) {
       local_failure = write_error(temp_path, file.uri, errno);
       return false;
     }
     return true;
+  };
+
+  if (resumed > 0) {
+    if (hash_existing(out.get(), resumed, hashes) && ::ftruncate(out.get(), static_cast<off_t>(resumed)) == 0 &&
+        ::lseek(out.get(), static_cast<off_t>(resumed), SEEK_SET) == static_cast<off_t>(resumed)) {
+      written = resumed;
+      total = resume->size;
+      served_etag = resume->served_etag;
+      unconfirmed = true;
+    } else if (!restart()) {
+      throw *local_failure;
+    }
+  }
+
+  if (context.progress && written > 0) context.progress(written, total);
+  Checkpointer checkpointer(context, out.get());
+  auto snapshot = [&] {
+    Partial partial{total.value_or(0), file.etag, served_etag, {}};
+    if (written > 0 && !unconfirmed) partial.written.push_back({0, written});
+    return partial;
   };
 
   // Decides, once the response headers are in, whether the body continues what
@@ -140,16 +206,21 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
     std::optional<std::uint64_t> announced;
     if (response.status == 206) {
       auto start = content_range_start(response.header("content-range"));
+      announced = content_range_total(response.header("content-range"));
+      // Bytes from an earlier attempt need the server's word that they are
+      // of this file: the same ETag (a missing one is not the same) and size.
       const bool changed =
-          !served_etag.empty() && !response_etag.empty() && response_etag != served_etag;
-      if (!asked_range || start != written || changed) {
+          !served_etag.empty() && response_etag != served_etag &&
+          (!response_etag.empty() || unconfirmed);
+      const bool resized = unconfirmed && announced != total;
+      if (!asked_range || start != written || changed || resized) {
         // A range we did not ask for, or the file changed since the part on
         // disk was written: nothing here can be stitched together safely.
-        rejection = changed ? "the file changed on the server during the download"
-                            : "the server answered a byte range that was not asked for";
+        rejection = changed || resized ? "the file changed on the server since the bytes on disk were written"
+                                       : "the server answered a byte range that was not asked for";
         return false;
       }
-      announced = content_range_total(response.header("content-range"));
+      unconfirmed = false;
     } else {
       if (asked_range && !restart()) return false;  // server ignored Range: start over
       announced = content_length(response);
@@ -201,6 +272,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
       hashes.update(data, size);
       written += size;
       if (context.progress) context.progress(written, total);
+      checkpointer.save(snapshot);
       return true;
     });
     if (local_failure || (discovered && discovered->has_value())) {
@@ -235,6 +307,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   const bool success = result.transport == http::Transport::ok && result.response.status >= 200 &&
                        result.response.status < 300;
   if (!success) {
+    checkpointer.save(snapshot, /*force=*/true);  // what arrived stays usable for a later attempt
     throw context.error_for ? context.error_for(result, attempts)
                             : http_error(result, file.uri, attempts);
   }

@@ -4,6 +4,7 @@
 // commits it; this code only writes it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -13,6 +14,7 @@
 
 #include "e2s/error.hpp"
 #include "http/client.hpp"
+#include "transfer/partial.hpp"
 #include "transfer/retry.hpp"
 
 namespace e2s::detail {
@@ -60,13 +62,25 @@ struct TransferContext {
   // Shared by every transfer of a package so that parallel files and parts
   // together keep to max_connections requests. Optional.
   std::counting_semaphore<16>* connection_slots = nullptr;
+  // What an earlier attempt left in the temp file, if anything. It is used
+  // only when the server still serves the same file (size and ETag) and
+  // vouches for it on the first reply; otherwise the file is downloaded afresh.
+  std::optional<Partial> resume{};
+  // Receives, about once a second and when a download fails, the bytes that
+  // are durably in the temp file (fdatasync comes first), so that a killed or
+  // failed download can be resumed. Called from a download thread. Optional.
+  std::function<void(const Partial&)> checkpoint{};
 };
+
+// How often a download records its progress for resuming.
+inline constexpr std::chrono::milliseconds kCheckpointInterval{1000};
 
 // Files smaller than this always go in one stream: a range request costs a
 // round trip and buys nothing on a few MiB.
 inline constexpr std::uint64_t kMinParallelSize = 8u << 20;
 
-// Writes `file` into `temp_path` (created or truncated) and fsyncs it. A file
+// Writes `file` into `temp_path` (created, or continued from context.resume)
+// and fsyncs it. A file
 // of known size >= kMinParallelSize goes as max_connections parallel byte
 // ranges written at their offsets, when the server honours Range; otherwise
 // as one stream that resumes at its offset after a cut.
@@ -78,9 +92,16 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
 
 // The parallel half of download_file: nullopt, having written nothing that
 // matters, when the server answers a range request with the whole file (200).
+// Continues `resume` when given; throws StaleResume when the server's reply
+// shows that the file changed since those bytes were written.
 std::optional<Downloaded> download_parallel(const RemoteFile& file,
                                             const std::filesystem::path& temp_path,
-                                            const TransferContext& context);
+                                            const TransferContext& context,
+                                            const Partial* resume = nullptr);
+
+// Thrown by download_parallel when the bytes to resume from are of another
+// version of the file; download_file then starts afresh.
+struct StaleResume {};
 
 // Unquoted entity tag: strips a weak prefix W/ and surrounding quotes.
 std::string unquote_etag(std::string_view etag);

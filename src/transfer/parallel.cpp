@@ -43,8 +43,20 @@ struct Part {
 
 class Plan {
  public:
-  Plan(std::uint64_t size, std::uint64_t chunk) {
-    for (std::uint64_t begin = 0; begin < size; begin += chunk) add(begin, std::min(size, begin + chunk));
+  // Chunks covering [0, size); the ranges of `resume` come as parts already
+  // done, so only the gaps between them are fetched.
+  Plan(std::uint64_t size, std::uint64_t chunk, const Partial* resume) {
+    std::uint64_t position = 0;
+    if (resume != nullptr) {
+      for (const ByteRange& range : resume->written) {
+        add_chunks(position, range.begin, chunk);
+        Part* done = add(range.begin, range.end);
+        done->next.store(range.end);
+        done->taken = done->done = true;
+        position = range.end;
+      }
+    }
+    add_chunks(position, size, chunk);
   }
 
   // The first part nobody has taken; else the second half of the part with
@@ -79,6 +91,22 @@ class Plan {
     part->done = true;
   }
 
+  // The bytes written so far, for a checkpoint.
+  std::vector<ByteRange> written() {
+    std::lock_guard lock(mutex_);
+    std::vector<ByteRange> ranges;
+    for (const auto& [begin, part] : by_begin_) {
+      const std::uint64_t reach = std::min(part->next.load(), part->end.load());
+      if (reach <= begin) continue;
+      if (!ranges.empty() && ranges.back().end == begin) {
+        ranges.back().end = reach;
+      } else {
+        ranges.push_back({begin, reach});
+      }
+    }
+    return ranges;
+  }
+
   // End of the contiguous written region that starts at `from`.
   std::uint64_t written_until(std::uint64_t from) {
     std::lock_guard lock(mutex_);
@@ -100,6 +128,10 @@ class Plan {
   }
 
  private:
+  void add_chunks(std::uint64_t begin, std::uint64_t end, std::uint64_t chunk) {
+    for (; begin < end; begin += chunk) add(begin, std::min(end, begin + chunk));
+  }
+
   Part* add(std::uint64_t begin, std::uint64_t end) {
     Part* part = &parts_.emplace_back(begin, end);
     by_begin_[begin] = part;
@@ -116,7 +148,7 @@ enum class RangeSupport { unknown, yes, no };
 class ParallelDownload {
  public:
   ParallelDownload(const RemoteFile& file, const std::filesystem::path& temp_path,
-                   const TransferContext& context)
+                   const TransferContext& context, const Partial* resume)
       : file_(file),
         temp_path_(temp_path),
         context_(context),
@@ -124,14 +156,23 @@ class ParallelDownload {
         connections_(static_cast<int>(std::clamp<std::uint64_t>(
             (size_ + kMinChunk - 1) / kMinChunk, 1, static_cast<std::uint64_t>(context.max_connections)))),
         plan_(size_, std::clamp<std::uint64_t>(size_ / (static_cast<std::uint64_t>(connections_) * 4),
-                                               kMinChunk, kMaxChunk)),
+                                               kMinChunk, kMaxChunk),
+              resume),
         hashes_(file),
-        request_(file.request) {}
+        resume_(resume),
+        request_(file.request) {
+    if (resume_ != nullptr) served_etag_ = resume_->served_etag;
+  }
 
   std::optional<Downloaded> run() {
-    File out(::open(temp_path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    File out(::open(temp_path_.c_str(), O_RDWR | O_CREAT | (resume_ ? 0 : O_TRUNC) | O_CLOEXEC, 0644));
     if (out.get() < 0) throw write_error(temp_path_, file_.uri, errno);
     fd_ = out.get();
+    checkpointer_.emplace(context_, fd_);
+    if (resume_ != nullptr) {
+      received_.store(resume_->bytes());
+      if (context_.progress) context_.progress(received_.load(), size_);
+    }
     // Reserve the whole file now: a full disk shows before any byte moves.
     if (int error = ::posix_fallocate(fd_, 0, static_cast<off_t>(size_)); error != 0) {
       if (error != EOPNOTSUPP && error != EINVAL) throw write_error(temp_path_, file_.uri, error);
@@ -146,8 +187,13 @@ class ParallelDownload {
     wake_hasher();
     hasher.join();
 
+    if (stale_resume_.load()) throw StaleResume{};
     if (support_ == RangeSupport::no) return std::nullopt;
-    if (failure_) throw *failure_;
+    if (failure_) {
+      // What arrived stays usable for a later attempt.
+      checkpointer_->save([this] { return snapshot(); }, /*force=*/true);
+      throw *failure_;
+    }
     if (hashed_ != size_) {
       throw Error(Errc::integrity,
                   "incomplete download of " + file_.uri + ": " + std::to_string(hashed_) + " of " +
@@ -167,7 +213,11 @@ class ParallelDownload {
     if (!probe && !wait_for_range_support()) return;
     while (!stopped()) {
       Part* part = plan_.take();
-      if (part == nullptr) return;
+      if (part == nullptr) {
+        // Nothing left to fetch (a resume that had it all): nobody waits on a probe.
+        if (probe) set_support(RangeSupport::yes);
+        return;
+      }
       if (!fetch(*part, probe)) return;
       plan_.finish(part);
       wake_hasher();
@@ -177,8 +227,8 @@ class ParallelDownload {
 
   bool wait_for_range_support() {
     std::unique_lock lock(mutex_);
-    support_known_.wait(lock, [this] { return support_ != RangeSupport::unknown || failure_; });
-    return support_ == RangeSupport::yes && !failure_;
+    support_known_.wait(lock, [this] { return support_ != RangeSupport::unknown || failure_ || stopped(); });
+    return support_ == RangeSupport::yes && !failure_ && !stopped();
   }
 
   void set_support(RangeSupport support) {
@@ -255,6 +305,10 @@ class ParallelDownload {
     http::Result result = context_.client->perform(request, [&](const char* data, std::size_t size) {
       return write(part, data, size);
     });
+    if (stale_resume_.load()) {
+      result.transport = http::Transport::aborted;  // final: the download starts afresh
+      return result;
+    }
     if (result.transport == http::Transport::aborted && !rejection.empty()) {
       // Our own refusal of a reply (wrong range, changed file): worth a retry.
       result.transport = http::Transport::interrupted;
@@ -285,6 +339,18 @@ class ParallelDownload {
     const std::string etag = unquote_etag(response.header("etag"));
     {
       std::lock_guard lock(mutex_);
+      if (resume_ != nullptr && !resume_confirmed_) {
+        // Bytes from an earlier attempt need the server's word that they are
+        // of this file: the same ETag (a missing one is not the same).
+        if (etag != served_etag_) {
+          stale_resume_.store(true);
+          rejection = "the file changed on the server since the bytes on disk were written";
+          stop_.store(true);
+          support_known_.notify_all();
+          return false;
+        }
+        resume_confirmed_ = true;
+      }
       if (served_etag_.empty()) served_etag_ = etag;
       if (!etag.empty() && etag != served_etag_) {
         rejection = "the file changed on the server during the download";
@@ -361,10 +427,16 @@ class ParallelDownload {
         hashed_ += static_cast<std::uint64_t>(n);
       }
       if (hashed_ >= size_ || stopped()) return;
+      checkpointer_->save([this] { return snapshot(); });
       std::unique_lock lock(hash_mutex_);
       if (finished_.load() && plan_.written_until(hashed_) == hashed_) return;
       hash_wake_.wait_for(lock, std::chrono::milliseconds(20));
     }
+  }
+
+  Partial snapshot() {
+    std::lock_guard lock(mutex_);
+    return Partial{size_, file_.etag, served_etag_, plan_.written()};
   }
 
   const RemoteFile& file_;
@@ -374,13 +446,17 @@ class ParallelDownload {
   const int connections_;
   Plan plan_;
   StreamHashes hashes_;
+  const Partial* resume_;
   int fd_ = -1;
+  std::optional<Checkpointer> checkpointer_;
 
   std::mutex mutex_;  // guards failure_, served_etag_ and changes of support_
   std::condition_variable support_known_;
   std::atomic<RangeSupport> support_{RangeSupport::unknown};
   std::optional<Error> failure_;
   std::string served_etag_;
+  bool resume_confirmed_ = false;  // a reply vouched for the resumed bytes
+  std::atomic<bool> stale_resume_{false};  // a reply showed they are of another version
   std::atomic<bool> stop_{false};
 
   std::mutex request_mutex_;  // guards request_, renewals_
@@ -399,8 +475,9 @@ class ParallelDownload {
 
 std::optional<Downloaded> download_parallel(const RemoteFile& file,
                                             const std::filesystem::path& temp_path,
-                                            const TransferContext& context) {
-  return ParallelDownload(file, temp_path, context).run();
+                                            const TransferContext& context,
+                                            const Partial* resume) {
+  return ParallelDownload(file, temp_path, context, resume).run();
 }
 
 }  // namespace e2s::detail

@@ -8,10 +8,14 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <atomic>
 #include <filesystem>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <semaphore>
 #include <string>
+#include <vector>
 
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
@@ -149,5 +153,65 @@ class SlotGuard {
  private:
   std::counting_semaphore<16>* slots_;
 };
+
+// Records a download's progress for resuming: the bytes are made durable
+// (fdatasync) before they are described, so a checkpoint never claims bytes
+// that a crash of the machine could still lose.
+class Checkpointer {
+ public:
+  Checkpointer(const TransferContext& context, int fd) : checkpoint_(context.checkpoint), fd_(fd) {}
+
+  // Saves `snapshot()` when the last save is older than kCheckpointInterval,
+  // or always with `force`. Thread-safe; a save in progress is not waited for.
+  void save(const std::function<Partial()>& snapshot, bool force = false) {
+    if (!checkpoint_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_.load() < kCheckpointInterval) return;
+    std::unique_lock lock(mutex_, std::defer_lock);
+    if (force) {
+      lock.lock();
+    } else if (!lock.try_lock()) {
+      return;
+    }
+    last_.store(now);
+    Partial partial = snapshot();
+    if (::fdatasync(fd_) != 0) return;  // nothing durable to describe
+    checkpoint_(partial);
+  }
+
+ private:
+  const std::function<void(const Partial&)>& checkpoint_;
+  int fd_;
+  std::mutex mutex_;
+  std::atomic<std::chrono::steady_clock::time_point> last_{std::chrono::steady_clock::now()};
+};
+
+// Whether the bytes an earlier attempt left can be continued: the server can
+// vouch for them only with an ETag, and what the store announced now must
+// still be the same file.
+inline const Partial* usable_resume(const RemoteFile& file, const std::optional<Partial>& resume) {
+  if (!resume || resume->written.empty() || resume->served_etag.empty()) return nullptr;
+  if (file.size && *file.size != resume->size) return nullptr;
+  if (!file.etag.empty() && file.etag != resume->etag) return nullptr;
+  for (const auto& range : resume->written) {
+    if (range.begin >= range.end || range.end > resume->size) return nullptr;
+  }
+  return &*resume;
+}
+
+// Feeds `hashes` with the first `length` bytes of `fd` (an earlier attempt's
+// bytes being resumed). False when they cannot be read back.
+inline bool hash_existing(int fd, std::uint64_t length, StreamHashes& hashes) {
+  std::vector<char> block(1u << 20);
+  for (std::uint64_t done = 0; done < length;) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), length - done));
+    const ssize_t n = ::pread(fd, block.data(), want, static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    hashes.update(block.data(), static_cast<std::size_t>(n));
+    done += static_cast<std::uint64_t>(n);
+  }
+  return true;
+}
 
 }  // namespace e2s::detail::transfer_parts

@@ -2,7 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <fstream>
+#include <thread>
 
 #include "e2s/error.hpp"
 #include "support/temp_dir.hpp"
@@ -27,7 +31,7 @@ CacheEntry entry_for(const std::string& key, const std::string& file_path, const
 }
 
 fs::path write_temp(Cache& cache, const std::string& key, const std::string& bytes) {
-  fs::path temp = cache.temp_path(key);
+  fs::path temp = cache.claim_temp(key).data;
   std::ofstream(temp, std::ios::binary) << bytes;
   return temp;
 }
@@ -37,7 +41,10 @@ TEST(Cache, CommitPutsTheFileUnderItsOwnNameAndSubFolders) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/sub/w.bin";
-  auto path = cache.commit(write_temp(cache, key, "weights"), entry_for(key, "sub/w.bin", "weights", time.now));
+  Cache::Temp temp = cache.claim_temp(key);
+  std::ofstream(temp.data, std::ios::binary) << "weights";
+  auto path = cache.commit(temp.data, entry_for(key, "sub/w.bin", "weights", time.now));
+  cache.drop_temp(temp);
   EXPECT_EQ(path, dir.path() / "sub" / "w.bin");
   EXPECT_EQ(test::TempDir::read_file(path), "weights");
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
@@ -151,13 +158,15 @@ TEST(Cache, ReservedFolderIsRefusedAsAFilePath) {
   }
 }
 
-TEST(Cache, TempPathsAreUniqueAndInsideTheCache) {
+TEST(Cache, TempFoldersAreUniqueAndInsideTheCache) {
   test::TempDir dir;
   Cache cache(dir.path(), CacheOptions{});
-  auto a = cache.temp_path("k");
-  auto b = cache.temp_path("k");
-  EXPECT_NE(a, b);
-  EXPECT_EQ(a.parent_path(), dir.path() / ".e2s" / "tmp");
+  auto a = cache.claim_temp("k");
+  auto b = cache.claim_temp("k");
+  EXPECT_NE(a.folder, b.folder);  // a live download's folder is never taken over
+  EXPECT_FALSE(b.partial);
+  EXPECT_EQ(a.folder.parent_path(), dir.path() / ".e2s" / "tmp");
+  EXPECT_EQ(a.data.parent_path(), a.folder);
 }
 
 TEST(Cache, UnwritableCacheFolderGivesAnIoErrorNamingIt) {
@@ -167,12 +176,179 @@ TEST(Cache, UnwritableCacheFolderGivesAnIoErrorNamingIt) {
   dir.write_file("file", "x");
   Cache cache(dir.path() / "file" / "cache", CacheOptions{});
   try {
-    cache.temp_path("k");
+    cache.claim_temp("k");
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::io);
     EXPECT_NE(std::string(e.what()).find((dir.path() / "file").string()), std::string::npos) << e.what();
   }
+}
+
+TEST(Cache, ASymlinkedSubFolderIsNeverWrittenThrough) {
+  test::TempDir dir;
+  test::TempDir outside;
+  FakeClock time;
+  Cache cache(dir.path() / "cache", CacheOptions{}, time.clock());
+  fs::create_directories(dir.path() / "cache");
+  fs::create_directory_symlink(outside.path(), dir.path() / "cache" / "sub");
+  const std::string key = "http://h/pkg/sub/w.bin";
+  Cache::Temp temp = cache.claim_temp(key);
+  std::ofstream(temp.data, std::ios::binary) << "x";
+  try {
+    cache.commit(temp.data, entry_for(key, "sub/w.bin", "x", time.now));
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), Errc::io);
+    EXPECT_NE(std::string(e.what()).find("symlink"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find((dir.path() / "cache" / "sub").string()), std::string::npos);
+  }
+  EXPECT_TRUE(fs::is_empty(outside.path()));
+}
+
+TEST(Cache, ASymlinkedFolderOnTheWayIsAMissNotARead) {
+  test::TempDir dir;
+  test::TempDir outside;
+  FakeClock time;
+  Cache cache(dir.path(), CacheOptions{}, time.clock());
+  const std::string key = "http://h/pkg/sub/w.bin";
+  cache.commit(write_temp(cache, key, "abc"), entry_for(key, "sub/w.bin", "abc", time.now));
+  ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
+  // Swap the folder for a symlink to a look-alike outside the cache.
+  outside.write_file("w.bin", "xyz");
+  fs::remove_all(dir.path() / "sub");
+  fs::create_directory_symlink(outside.path(), dir.path() / "sub");
+  EXPECT_FALSE(cache.lookup(key, "sub/w.bin"));
+}
+
+TEST(Cache, ASymlinkedBookkeepingFolderIsRefused) {
+  test::TempDir dir;
+  test::TempDir outside;
+  fs::create_directory_symlink(outside.path(), dir.path() / ".e2s");
+  Cache cache(dir.path(), CacheOptions{});
+  EXPECT_THROW(cache.claim_temp("k"), Error);
+  EXPECT_THROW(cache.lock("k", LockOptions{}), Error);
+  EXPECT_TRUE(fs::is_empty(outside.path()));
+}
+
+Partial partial_of(std::uint64_t size, std::vector<ByteRange> written) {
+  return Partial{size, "etag-1", "served-1", std::move(written)};
+}
+
+TEST(Cache, AReleasedTempIsTakenOverWithItsJournal) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  Cache::Temp first = cache.claim_temp("k");
+  std::ofstream(first.data, std::ios::binary) << std::string(100, 'a');
+  cache.save_journal(first, "k", partial_of(1000, {{0, 40}, {60, 100}}));
+  cache.release_temp(first);
+  Cache::Temp second = cache.claim_temp("k");
+  ASSERT_TRUE(second.partial);
+  EXPECT_EQ(second.partial->written, (std::vector<ByteRange>{{0, 40}, {60, 100}}));
+  EXPECT_EQ(second.partial->served_etag, "served-1");
+  EXPECT_EQ(test::TempDir::read_file(second.data), std::string(100, 'a'));
+  // Another file's claim never takes it.
+  cache.release_temp(second);
+  EXPECT_FALSE(cache.claim_temp("other").partial);
+}
+
+TEST(Cache, AJournalClaimingMoreThanTheDataHoldsIsIgnored) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  Cache::Temp first = cache.claim_temp("k");
+  std::ofstream(first.data, std::ios::binary) << std::string(10, 'a');
+  cache.save_journal(first, "k", partial_of(1000, {{0, 500}}));
+  cache.release_temp(first);
+  EXPECT_FALSE(cache.claim_temp("k").partial);
+}
+
+TEST(Cache, ATempOfADeadProcessIsTakenOverAndOfALiveOneNot) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  // A child claims and records, then dies without cleaning up.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    Cache::Temp temp = cache.claim_temp("k");
+    std::ofstream(temp.data, std::ios::binary) << std::string(50, 'b');
+    cache.save_journal(temp, "k", partial_of(100, {{0, 50}}));
+    ::_exit(0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  Cache::Temp live = cache.claim_temp("k");  // this process: alive
+  ASSERT_TRUE(live.partial);
+  EXPECT_EQ(live.partial->bytes(), 50u);
+  // This process's own temp (alive) is not taken by another claim.
+  cache.save_journal(live, "k", partial_of(100, {{0, 50}}));
+  EXPECT_FALSE(cache.claim_temp("k").partial);
+}
+
+TEST(DownloadLock, ASecondHolderWaitsUntilTheFirstReleases) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  auto first = std::make_unique<DownloadLock>(cache.lock("k", LockOptions{}));
+  ASSERT_TRUE(first->held());
+  std::atomic<bool> waited{false};
+  std::atomic<bool> acquired{false};
+  LockOptions options;
+  options.on_wait = [&](const std::string& holder) {
+    EXPECT_NE(holder.find("pid " + std::to_string(::getpid())), std::string::npos) << holder;
+    waited = true;
+  };
+  std::thread second([&] {
+    DownloadLock lock = cache.lock("k", options);
+    EXPECT_TRUE(lock.held());
+    acquired = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(waited.load());
+  EXPECT_FALSE(acquired.load());
+  first.reset();
+  second.join();
+  EXPECT_TRUE(acquired.load());
+  // Nothing is left behind once no one holds it.
+  EXPECT_TRUE(fs::is_empty(dir.path() / ".e2s" / "locks"));
+}
+
+TEST(DownloadLock, AHolderWithoutProgressIsPassedAfterTheStaleTime) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  DownloadLock stuck = cache.lock("k", LockOptions{});
+  LockOptions options;
+  options.stale_after = std::chrono::milliseconds(400);
+  const auto start = std::chrono::steady_clock::now();
+  DownloadLock passed = cache.lock("k", options);
+  EXPECT_FALSE(passed.held());
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(400));
+}
+
+TEST(DownloadLock, AHeartbeatKeepsWaitersWaiting) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  auto holder = std::make_unique<DownloadLock>(cache.lock("k", LockOptions{}));
+  std::atomic<bool> done{false};
+  std::thread beating([&] {
+    for (int i = 0; i < 25 && !done; ++i) {
+      holder->heartbeat();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    holder.reset();
+  });
+  LockOptions options;
+  options.stale_after = std::chrono::milliseconds(1500);
+  DownloadLock lock = cache.lock("k", options);
+  EXPECT_TRUE(lock.held()) << "a beating holder is waited for, then released";
+  done = true;
+  beating.join();
+}
+
+TEST(DownloadLock, DisabledLocksAreNeverHeld) {
+  test::TempDir dir;
+  Cache cache(dir.path(), CacheOptions{});
+  DownloadLock first = cache.lock("k", LockOptions{});
+  LockOptions off;
+  off.enabled = false;
+  EXPECT_FALSE(cache.lock("k", off).held());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "support/cli_runner.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,47 +11,78 @@ extern char** environ;
 
 namespace e2s::test {
 
-CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
-               const EnvFilter& scrub) {
+CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& options)
+    : io_(std::make_unique<TempDir>()) {
   // Everything the child needs is built before fork(): only async-signal-safe
   // calls may follow it in a threaded test process.
   std::vector<std::string> env_strings;
   for (char** entry = environ; *entry != nullptr; ++entry) {
     const std::string text = *entry;
     const std::string name = text.substr(0, text.find('='));
-    if ((scrub && scrub(name)) || env.count(name) != 0) continue;
+    if ((options.scrub && options.scrub(name)) || options.env.count(name) != 0) continue;
     env_strings.push_back(text);
   }
-  for (const auto& [name, value] : env) env_strings.push_back(name + "=" + value);
+  for (const auto& [name, value] : options.env) env_strings.push_back(name + "=" + value);
   std::vector<char*> envp;
   for (auto& text : env_strings) envp.push_back(text.data());
   envp.push_back(nullptr);
-  std::vector<std::string> arg_strings = {E2S_CLI_PATH};
+  std::vector<std::string> arg_strings = options.wrapper;
+  arg_strings.push_back(E2S_CLI_PATH);
   arg_strings.insert(arg_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& text : arg_strings) argv.push_back(text.data());
   argv.push_back(nullptr);
+  const std::string program = arg_strings.front();
+  const bool search_path = !options.wrapper.empty();
 
-  TempDir io;
-  const std::string out = (io.path() / "out").string(), err = (io.path() / "err").string();
-  const pid_t pid = ::fork();
-  if (pid == 0) {
+  const std::string out = (io_->path() / "out").string(), err = (io_->path() / "err").string();
+  pid_ = ::fork();
+  if (pid_ == 0) {
     const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
     ::dup2(null_fd, 0);
-    ::execve(E2S_CLI_PATH, argv.data(), envp.data());
+    if (search_path) {
+      ::execvpe(program.c_str(), argv.data(), envp.data());
+    } else {
+      ::execve(program.c_str(), argv.data(), envp.data());
+    }
     ::_exit(127);
   }
-  int wstatus = 0;
-  ::waitpid(pid, &wstatus, 0);
+}
+
+CliProcess::~CliProcess() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+void CliProcess::signal(int signal) {
+  if (pid_ > 0) ::kill(pid_, signal);
+}
+
+CliRun CliProcess::wait() {
   CliRun run;
+  if (pid_ <= 0) return run;
+  int wstatus = 0;
+  ::waitpid(pid_, &wstatus, 0);
+  pid_ = -1;
   run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-  run.out = TempDir::read_file(out);
-  run.err = TempDir::read_file(err);
+  run.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;
+  run.out = TempDir::read_file(io_->path() / "out");
+  run.err = TempDir::read_file(io_->path() / "err");
   return run;
+}
+
+CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+               const EnvFilter& scrub) {
+  CliOptions options;
+  options.env = env;
+  options.scrub = scrub;
+  return CliProcess(args, options).wait();
 }
 
 }  // namespace e2s::test

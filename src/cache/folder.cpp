@@ -1,0 +1,90 @@
+#include "cache/folder.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <utility>
+
+#include "e2s/error.hpp"
+
+namespace e2s::detail {
+namespace {
+
+namespace fs = std::filesystem;
+
+Error folder_error(const fs::path& folder, int error) {
+  const bool read_only = error == EROFS || error == EACCES || error == EPERM;
+  return Error(Errc::io,
+               "cannot use the cache folder " + folder.string() + ": " + std::strerror(error) +
+                   (read_only ? "; it is read-only for this user: use a writable cache with "
+                                "--cache-dir or EARTH2STUDIO_CACHE"
+                              : "; check the folder or choose another with --cache-dir or "
+                                "EARTH2STUDIO_CACHE"),
+               folder.string());
+}
+
+}  // namespace
+
+std::optional<Folder> Folder::open(const fs::path& storage, const fs::path& relative, bool create) {
+  if (create) {
+    std::error_code ec;
+    fs::create_directories(storage, ec);
+    if (ec) throw folder_error(storage, ec.value());
+  }
+  int fd = ::open(storage.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT && !create) return std::nullopt;
+    throw folder_error(storage, errno);
+  }
+  Folder folder(fd);
+  fs::path walked = storage;
+  for (const auto& part : relative) {
+    if (part.empty() || part == ".") continue;
+    walked /= part;
+    int next = ::openat(folder.fd(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (next < 0 && errno == ENOENT && create) {
+      if (::mkdirat(folder.fd(), part.c_str(), 0755) != 0 && errno != EEXIST) {
+        throw folder_error(walked, errno);
+      }
+      next = ::openat(folder.fd(), part.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (next < 0) {
+      const int error = errno;
+      if (error == ENOENT && !create) return std::nullopt;
+      struct stat status {};
+      if ((error == ELOOP || error == ENOTDIR) &&
+          ::fstatat(folder.fd(), part.c_str(), &status, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(status.st_mode)) {
+        throw Error(Errc::io,
+                    "refusing to follow the symlink " + walked.string() +
+                        " inside the cache: files are only written and read below " +
+                        storage.string() + "; remove the symlink",
+                    walked.string());
+      }
+      if (error == ENOTDIR && !create) return std::nullopt;
+      throw folder_error(walked, error);
+    }
+    folder = Folder(next);
+  }
+  return folder;
+}
+
+Folder::~Folder() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Folder::Folder(Folder&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+
+Folder& Folder::operator=(Folder&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
+}
+
+}  // namespace e2s::detail

@@ -1,0 +1,34 @@
+// Folders inside the cache, opened without following symlinks: a symlink
+// planted in the cache (cache/models -> /etc) must not let a download write,
+// or a lookup read, outside it. The cache folder itself may be a symlink (a
+// cache on another disk); only what lies below it is checked.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+
+namespace e2s::detail {
+
+class Folder {
+ public:
+  // Opens `storage` / `relative` ('/'-separated, no ".." segments), creating
+  // missing folders when `create`. nullopt when a folder is missing and not
+  // created. Throws Error(io) naming the folder when it cannot be created or
+  // opened, and naming the symlink when a component below `storage` is one.
+  static std::optional<Folder> open(const std::filesystem::path& storage,
+                                    const std::filesystem::path& relative, bool create);
+
+  ~Folder();
+  Folder(Folder&& other) noexcept;
+  Folder& operator=(Folder&& other) noexcept;
+  Folder(const Folder&) = delete;
+  Folder& operator=(const Folder&) = delete;
+
+  int fd() const noexcept { return fd_; }
+
+ private:
+  explicit Folder(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace e2s::detail

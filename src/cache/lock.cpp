@@ -1,0 +1,171 @@
+#include "cache/lock.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <spdlog/spdlog.h>
+#include <thread>
+#include <utility>
+
+#include "e2s/error.hpp"
+
+namespace e2s::detail {
+namespace {
+
+using namespace std::chrono;
+
+std::int64_t steady_ms() {
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+bool try_lock(int fd, int& error) {
+  struct flock request {};
+  request.l_type = F_WRLCK;
+  request.l_whence = SEEK_SET;
+  if (::fcntl(fd, F_OFD_SETLK, &request) == 0) return true;
+  error = errno;
+  return false;
+}
+
+bool busy(int error) { return error == EAGAIN || error == EACCES; }
+
+std::string holder_of(int fd) {
+  char text[256] = {};
+  const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
+  std::string holder(text, n > 0 ? static_cast<std::size_t>(n) : 0);
+  while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+  return holder.empty() ? "another process" : holder;
+}
+
+std::string this_process() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  return "pid " + std::to_string(::getpid()) + (host[0] ? std::string(" on ") + host : std::string());
+}
+
+// mtime of the lock file, the holder's heartbeat.
+std::int64_t heartbeat_of(int fd) {
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) return 0;
+  return static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec;
+}
+
+int open_lock_file(const std::filesystem::path& lock_file) {
+  int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd < 0) {
+    const int error = errno;
+    throw Error(Errc::io,
+                "cannot create the lock file " + lock_file.string() + ": " + std::strerror(error) +
+                    "; a download needs a writable cache folder: choose one with --cache-dir or "
+                    "EARTH2STUDIO_CACHE",
+                lock_file.string());
+  }
+  return fd;
+}
+
+// Whether `fd` is still the file at `path`: a holder removes the lock file
+// when it is done, so a lock won on a removed file guards nothing.
+bool still_linked(int fd, const std::filesystem::path& path) {
+  struct stat opened {}, linked {};
+  return ::fstat(fd, &opened) == 0 && ::lstat(path.c_str(), &linked) == 0 &&
+         opened.st_ino == linked.st_ino && opened.st_dev == linked.st_dev;
+}
+
+}  // namespace
+
+DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const LockOptions& options) {
+  DownloadLock lock;
+  if (!options.enabled) return lock;
+  lock.path_ = lock_file;
+  lock.fd_ = open_lock_file(lock_file);
+
+  // Polling, not a blocking wait: a waiter must notice a stuck holder, and
+  // log that it waits. Sleeps grow to 250 ms, with jitter so that hundreds of
+  // waiters do not retry in step.
+  thread_local std::minstd_rand jitter{std::random_device{}()};
+  milliseconds pause{20};
+  std::int64_t seen_beat = heartbeat_of(lock.fd_);
+  std::int64_t seen_at = steady_ms();
+  bool announced = false;
+  for (;;) {
+    int error = 0;
+    if (try_lock(lock.fd_, error)) {
+      if (!still_linked(lock.fd_, lock_file)) {
+        ::close(lock.fd_);
+        lock.fd_ = -1;
+        lock.fd_ = open_lock_file(lock_file);
+        continue;
+      }
+      lock.held_ = true;
+      const std::string holder = this_process() + "\n";
+      if (::ftruncate(lock.fd_, 0) == 0) {
+        [[maybe_unused]] ssize_t ignored = ::pwrite(lock.fd_, holder.data(), holder.size(), 0);
+      }
+      lock.heartbeat();
+      return lock;
+    }
+    if (!busy(error)) {
+      // ENOLCK, EOPNOTSUPP, ENOSYS: a filesystem without working locks.
+      spdlog::debug("locks are not supported at {} ({}); downloading without one", lock_file.string(),
+                    std::strerror(error));
+      return lock;
+    }
+    const std::int64_t beat = heartbeat_of(lock.fd_);
+    const std::int64_t now = steady_ms();
+    if (beat != seen_beat) {
+      seen_beat = beat;
+      seen_at = now;
+    } else if (now - seen_at > options.stale_after.count()) {
+      spdlog::warn("{} has shown no progress for {} s; downloading without waiting for it",
+                   holder_of(lock.fd_), options.stale_after.count() / 1000);
+      return lock;
+    }
+    if (!announced) {
+      announced = true;
+      if (options.on_wait) options.on_wait(holder_of(lock.fd_));
+    }
+    std::this_thread::sleep_for(pause + milliseconds(jitter() % (pause.count() / 2 + 1)));
+    pause = std::min(pause * 2, milliseconds(250));
+  }
+}
+
+void DownloadLock::release() noexcept {
+  if (held_) ::unlink(path_.c_str());  // while still held: see still_linked
+  if (fd_ >= 0) ::close(fd_);          // releases the lock
+  fd_ = -1;
+  held_ = false;
+}
+
+DownloadLock::~DownloadLock() { release(); }
+
+DownloadLock::DownloadLock(DownloadLock&& other) noexcept
+    : path_(std::move(other.path_)),
+      fd_(std::exchange(other.fd_, -1)),
+      held_(std::exchange(other.held_, false)),
+      last_beat_ms_(other.last_beat_ms_.load()) {}
+
+DownloadLock& DownloadLock::operator=(DownloadLock&& other) noexcept {
+  if (this != &other) {
+    release();
+    path_ = std::move(other.path_);
+    fd_ = std::exchange(other.fd_, -1);
+    held_ = std::exchange(other.held_, false);
+    last_beat_ms_.store(other.last_beat_ms_.load());
+  }
+  return *this;
+}
+
+void DownloadLock::heartbeat() noexcept {
+  if (!held_) return;
+  const std::int64_t now = steady_ms();
+  std::int64_t last = last_beat_ms_.load();
+  if (now - last < 1000 && last != 0) return;
+  if (!last_beat_ms_.compare_exchange_strong(last, now)) return;  // another thread beats
+  ::futimens(fd_, nullptr);
+}
+
+}  // namespace e2s::detail
