@@ -7,6 +7,7 @@
 #   scripts/setup.sh --no-build       install packages only
 #   scripts/setup.sh --target NAME    build only target NAME (e.g. e2s_cli), not everything
 #   scripts/setup.sh --quiet          print only the progress lines (build log on failure)
+#   scripts/setup.sh --fuzz           also install the fuzzing toolchain (scripts/fuzz.sh)
 #
 # Safe to run again: installed packages are skipped and the build is incremental.
 set -euo pipefail
@@ -17,8 +18,10 @@ packages=(
   libspdlog-dev libpugixml-dev libfmt-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
+# libFuzzer comes with clang only; the normal build never needs these.
+fuzz_packages=(clang-14 libclang-rt-14-dev)
 
-usage() { sed -n '2,10s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
 say() { echo "e2s setup: $*"; }
 die() { echo "e2s setup: error: $*" >&2; exit 1; }
 
@@ -36,6 +39,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) build=0 ;;
     --target) [[ $# -ge 2 ]] || die "--target needs a name"; targets+=(--target "$2"); names+=("$2"); shift ;;
     -q|--quiet) quiet=1 ;;
+    --fuzz) packages+=("${fuzz_packages[@]}") ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; die "unknown option: $1" ;;
   esac

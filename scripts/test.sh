@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The e2s test suite: installs what is missing, builds, runs every test with CTest.
+# The e2s test suite: installs what is missing, builds, runs every test with
+# CTest, then fuzzes the URI parser briefly (scripts/fuzz.sh, about a minute).
 #
 #   scripts/test.sh                   build build/ and run all tests
 #   scripts/test.sh --sanitize        the same in build-asan/ (ASan+UBSan)
 #   scripts/test.sh --build-dir DIR   the same in DIR
+#   scripts/test.sh --no-fuzz         skip the fuzzing
 #   scripts/test.sh -- -R uri         extra arguments after -- go to ctest
 #
-# Exit status: ctest's (0 when every test passed), 1 when setup or the build failed.
+# Exit status: ctest's when it failed, else 1 when the fuzzing found something;
+# 1 when setup or the build failed; 0 when everything passed.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -14,12 +17,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 setup_args=()
 ctest_args=()
 build_dir=build
+fuzz=1
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sanitize) setup_args+=("$1"); [[ $build_dir == build ]] && build_dir=build-asan ;;
     --build-dir) setup_args+=("$1" "${2:?--build-dir needs a folder}"); build_dir="$2"; shift ;;
+    --no-fuzz) fuzz=0 ;;
     --) shift; ctest_args=("$@"); break ;;
-    -h|--help) sed -n '2,9s/^# \{0,1\}//p' scripts/test.sh; exit 0 ;;
+    -h|--help) sed -n '2,12s/^# \{0,1\}//p' scripts/test.sh; exit 0 ;;
     *) echo "e2s test: unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -41,10 +46,21 @@ ctest --test-dir "$build_dir" --output-on-failure -j2 --no-tests=error --timeout
 rc=${PIPESTATUS[0]}
 
 summary=$(grep -E '^[0-9]+% tests passed' "$log" | tail -n 1)
-elapsed=$(( $(date +%s) - start ))
-if [[ $rc -eq 0 ]]; then
-  echo "e2s test: PASSED: ${summary:-all tests passed} (${elapsed} s)"
-else
-  echo "e2s test: FAILED (ctest exit $rc): ${summary:-see the output above} (${elapsed} s)"
+
+# Bounded: 20 s per target, two at a time (scripts/fuzz.sh --help).
+fuzz_rc=0
+if [[ $fuzz -eq 1 ]]; then
+  echo "e2s test: fuzzing the URI parser"
+  ./scripts/fuzz.sh || fuzz_rc=$?
 fi
-exit "$rc"
+
+elapsed=$(( $(date +%s) - start ))
+if [[ $rc -ne 0 ]]; then
+  echo "e2s test: FAILED (ctest exit $rc): ${summary:-see the output above} (${elapsed} s)"
+  exit "$rc"
+elif [[ $fuzz_rc -ne 0 ]]; then
+  echo "e2s test: FAILED: ${summary:-all tests passed}, but fuzzing found a problem (see above) (${elapsed} s)"
+  exit 1
+fi
+echo "e2s test: PASSED: ${summary:-all tests passed} (${elapsed} s)"
+exit 0

@@ -120,9 +120,27 @@ std::optional<std::string> try_percent_decode(std::string_view text) {
   return out;
 }
 
+// Decodes the well-formed %XX escapes and keeps every other '%' as it is,
+// which is what lenient servers (and Python's unquote) make of a path.
+std::string lenient_percent_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size() && is_hex(text[i + 1]) && is_hex(text[i + 2])) {
+      out += static_cast<char>(hex_value(text[i + 1]) * 16 + hex_value(text[i + 2]));
+      i += 2;
+    } else {
+      out += text[i];
+    }
+  }
+  return out;
+}
+
 // True when `segment` is, or decodes (possibly repeatedly) to, "." or "..",
 // or to something a server or filesystem could split into such a segment.
-// Never throws: a literal '%' in a name is legal and simply not a dot segment.
+// Never throws: a literal '%' in a name is legal. A malformed escape does not
+// end the search, since a lenient server still decodes the escapes around it
+// ("%2e%2e%2f%zz" is "../%zz" to it).
 bool is_dot_segment(std::string_view segment) {
   std::string current(segment);
   for (int round = 0; round <= kMaxDecodeRounds; ++round) {
@@ -134,9 +152,9 @@ bool is_dot_segment(std::string_view segment) {
       if (part == "." || part == "..") return true;
       start = end + 1;
     }
-    auto decoded = try_percent_decode(current);
-    if (!decoded || *decoded == current) return false;
-    current = std::move(*decoded);
+    std::string decoded = lenient_percent_decode(current);
+    if (decoded == current) return false;
+    current = std::move(decoded);
   }
   return false;
 }
@@ -515,12 +533,13 @@ Location parse_hf(std::string_view root, std::string_view rest, const RootParser
                   kHfForm);
     }
     if (has_control(*revision)) parser.fail("the revision contains a control character", kHfForm);
-    // Git refs cannot have empty, "." or ".." components, and a revision may
-    // become part of a URL or cache path where such components would climb.
+    // Git refs cannot have empty, "." or ".." components (nor backslashes),
+    // and a revision becomes part of a URL, where such components would climb:
+    // the same rule as for any path segment, encoded forms included.
     for (std::string_view part : split(*revision, '/')) {
-      if (part.empty() || part == "." || part == "..") {
+      if (part.empty() || is_dot_segment(part)) {
         parser.fail("revision \"" + printable(*revision) +
-                        "\" has an empty, '.' or '..' component",
+                        "\" has an empty, '.' or '..' component (possibly percent-encoded)",
                     kHfForm);
       }
     }
@@ -746,9 +765,6 @@ std::string validate_file_path(std::string_view file_path, std::string_view root
     if (is_control(c)) fail("contains a control character");
   }
   if (file_path.front() == '/') fail("the path is absolute");
-  if (file_path.size() >= 2 && is_alpha(file_path[0]) && file_path[1] == ':') {
-    fail("the path starts with a Windows drive");
-  }
 
   std::string normal;
   for (std::string_view segment : split(file_path, '/')) {
@@ -759,6 +775,10 @@ std::string validate_file_path(std::string_view file_path, std::string_view root
     normal += segment;
   }
   if (normal.empty()) fail("the path is empty after normalisation");
+  // Checked after normalisation, so that "./C:/x" cannot slip one in.
+  if (normal.size() >= 2 && is_alpha(normal[0]) && normal[1] == ':') {
+    fail("the path starts with a Windows drive");
+  }
   return normal;
 }
 

@@ -459,6 +459,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadRoot{"hf://ns/name@%2e%2e", "'..'"}, BadRoot{"hf://ns/name@%2E", "'.'"},
         BadRoot{"hf://ns/name@a%2F..%2Fb", "'..'"},
         BadRoot{"hf://ns/name@a%2F%2Fb", "empty"},
+        BadRoot{"hf://ns/name@a%2F%5C..%5Cb", "'..'"}, BadRoot{"hf://ns/name@%252e%252e", "'..'"},
         BadRoot{"hf://ns/name@%00", "control character"},
         BadRoot{"hf://ns/name/../x", "'..'"}, BadRoot{"hf://ns/name/./x", "'.'"},
         BadRoot{"hf://ns/name/a/..", "'..'"}, BadRoot{"hf://ns/name/a//b", "empty segment"},
@@ -680,7 +681,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadPath{"a\nb", "control character"}, BadPath{"a\rb", "control character"},
         BadPath{"a\x01" "b", "control character"}, BadPath{"a\x7f", "control character"},
         BadPath{"C:/x", "Windows drive"}, BadPath{"c:x", "Windows drive"},
-        BadPath{"C:", "Windows drive"}));
+        BadPath{"C:", "Windows drive"}, BadPath{"./C:/x", "Windows drive"},
+        BadPath{"%2e%2e%2f%zz", "percent-encoded"},
+        BadPath{"%252e%252e%252fx%x", "percent-encoded"}));
 
 TEST(ValidateFilePath, MessageNamesPathAndRoot) {
   const Error error = file_path_error("../secrets.txt", "hf://ns/name@v1");
