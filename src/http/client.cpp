@@ -82,8 +82,30 @@ struct Transfer {
   Clock::duration stall_limit{};      // zero: no stall check
   Clock::time_point last_progress = Clock::now();
   bool stalled = false;
+  bool follow_redirects = false;
+  std::string refused_redirect;  // why a Location was refused before curl followed it
   char error_buffer[CURL_ERROR_SIZE] = {};
 };
+
+// Why an http(s) redirect target has no host ("///etc/passwd", "http:/x",
+// "https:///x"), "" when it is fine. libcurl would read the first path
+// segment of such a Location as a host name and look it up. Other schemes
+// are left to CURLOPT_REDIR_PROTOCOLS_STR.
+std::string hostless_redirect(std::string_view location) {
+  std::string_view rest = location;
+  const auto colon = location.find(':');
+  const auto slash = location.find('/');
+  if (colon != std::string_view::npos && (slash == std::string_view::npos || colon < slash)) {
+    const std::string scheme = lowercase(location.substr(0, colon));
+    if (scheme != "http" && scheme != "https") return {};
+    rest = location.substr(colon + 1);
+    if (!rest.starts_with("//")) return "a redirect to an http(s) URL without a host";
+  } else if (!rest.starts_with("//")) {
+    return {};  // a path on the same host
+  }
+  const std::string_view authority = rest.substr(2, rest.find_first_of("/?#", 2) - 2);
+  return authority.empty() ? "a redirect to a URL without a host" : std::string();
+}
 
 long parse_status(std::string_view status_line) {
   // "HTTP/1.1 200 OK", "HTTP/2 404"
@@ -130,6 +152,9 @@ void on_header_line(Transfer& t, std::string_view line) {
     it->second += ", ";
     it->second += value;
   }
+  if (t.follow_redirects && t.block_status >= 300 && t.block_status < 400 && name == "location") {
+    t.refused_redirect = hostless_redirect(value);
+  }
   t.last_header = std::move(name);
 }
 
@@ -141,6 +166,7 @@ std::size_t header_callback(char* buffer, std::size_t size, std::size_t count, v
   t.last_progress = Transfer::Clock::now();
   try {
     on_header_line(t, std::string_view(buffer, n));
+    if (!t.refused_redirect.empty()) return 0;  // stop before curl follows it
   } catch (...) {
     // Exceptions must not unwind through libcurl's C frames.
     t.callback_error = std::current_exception();
@@ -237,10 +263,13 @@ Transport classify(CURLcode code, const Transfer& t) {
     case CURLE_TOO_MANY_REDIRECTS:
       return Transport::too_many_redirects;
     case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
       // A response already arrived, so the refused URL came from a Location
-      // header (REDIR_PROTOCOLS); otherwise the caller's own URL was bad.
+      // header (REDIR_PROTOCOLS, or one that does not parse); otherwise the
+      // caller's own URL was bad.
       return t.status_lines > 0 ? Transport::too_many_redirects : Transport::other;
     case CURLE_WRITE_ERROR:
+      if (!t.refused_redirect.empty()) return Transport::too_many_redirects;
       return t.sink_refused || t.response_refused ? Transport::aborted : Transport::other;
     case CURLE_ABORTED_BY_CALLBACK:
       return t.stalled ? Transport::timeout : Transport::aborted;
@@ -398,13 +427,21 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   t.sink = &sink;
   t.on_response = &request.on_response;
   t.response = &result.response;
+  t.follow_redirects = request.follow_redirects;
 
   // Returns the handle to the pool on every exit path. Declared after
   // header_list so that the handle is reset before the list it points to dies.
   struct Lease {
     Impl& impl;
     EasyHandle handle;
-    ~Lease() { impl.release(std::move(handle)); }
+    // Only a handle whose transfer completed goes back to the pool: after
+    // some failures (a URL that does not parse, a host that does not
+    // resolve) libcurl 7.88.1 keeps the handle's receive buffer, and then
+    // refuses CURLOPT_BUFFERSIZE, hence every later request on that handle.
+    bool reusable = false;
+    ~Lease() {
+      if (reusable) impl.release(std::move(handle));
+    }
     CURL* get() const { return handle.get(); }
   } lease{*impl_, impl_->acquire()};
   CURL* h = lease.get();
@@ -472,6 +509,7 @@ Result Client::perform(const Request& request, const BodySink& sink) {
 
   t.last_progress = Transfer::Clock::now();
   const CURLcode code = curl_easy_perform(h);
+  lease.reusable = code == CURLE_OK;
 
   long status = 0;
   if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
@@ -496,6 +534,7 @@ Result Client::perform(const Request& request, const BodySink& sink) {
                                               : std::string(curl_easy_strerror(code));
     if (t.sink_refused) result.detail = "the body sink stopped the transfer";
     if (t.response_refused) result.detail = "the response was rejected by the caller";
+    if (!t.refused_redirect.empty()) result.detail = t.refused_redirect;
     if (t.stalled)
       result.detail = "no data received for " + std::to_string(o.stall_timeout.count()) +
                       " s (stall timeout)";

@@ -33,10 +33,14 @@ struct AwsSigV4 {
 struct Request {
   std::string method = "GET";             // "GET" or "HEAD"
   std::string url;
-  std::vector<std::string> headers;       // "Name: value"; never logged
+  // "Name: value"; never logged. A followed redirect to another scheme,
+  // host or port drops Authorization (libcurl's rule) but carries every
+  // other header: a request with a secret in another header (e.g.
+  // x-amz-security-token) must not follow redirects.
+  std::vector<std::string> headers;
   std::optional<std::uint64_t> range_begin;  // sends Range: bytes=begin-[end]
   std::optional<std::uint64_t> range_end;    // inclusive; open-ended when absent
-  bool follow_redirects = true;           // at most 10, http/https only
+  bool follow_redirects = true;           // at most 10, to http(s) URLs with a host
   std::optional<AwsSigV4> aws_sigv4;      // sign the request; absent: unsigned
   // Called once with the final response's status and headers, before the
   // first body byte of a 2xx response reaches the sink (so a caller can choose
@@ -65,7 +69,7 @@ enum class Transport {
   connect_failed,     // DNS, refused, unreachable
   interrupted,        // connection reset or closed mid-response, body shorter than announced
   tls,                // certificate or handshake failure
-  too_many_redirects, // more than 10, or to a scheme other than http/https
+  too_many_redirects, // more than 10, to a scheme other than http/https, malformed or host-less
   aborted,            // the sink returned false
   other,
 };

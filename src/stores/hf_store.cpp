@@ -1,4 +1,5 @@
 // The Hugging Face Hub, spoken as huggingface_hub speaks it (protocols.md §1).
+#include <cctype>
 #include <charconv>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -52,6 +53,23 @@ std::string location_path(const std::string& location) {
   return location.substr(0, location.find_first_of("?#"));
 }
 
+// The scheme of a Location ("https", "file", ...) lowercased, "" when it has
+// none (a path, or "//host/path").
+std::string location_scheme(std::string_view location) {
+  const auto colon = location.find(':');
+  if (colon == std::string_view::npos || colon == 0) return {};
+  for (std::size_t i = 0; i < colon; ++i) {
+    const char c = location[i];
+    const bool scheme_char = std::isalpha(static_cast<unsigned char>(c)) ||
+                             (i > 0 && (std::isdigit(static_cast<unsigned char>(c)) || c == '+' ||
+                                        c == '-' || c == '.'));
+    if (!scheme_char) return {};
+  }
+  std::string scheme(location.substr(0, colon));
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return scheme;
+}
+
 class HfStore final : public Store {
  public:
   HfStore(const Location& location, const StoreContext& context)
@@ -81,14 +99,16 @@ class HfStore final : public Store {
       const int status = result.response.status;
       const std::string& location = result.response.header("location");
       if (status >= 300 && status < 400 && !location.empty()) {
-        if (location.starts_with("/") && !location.starts_with("//")) {
+        if (!location.starts_with("//") && location_scheme(location).empty()) {
+          // Host-less: the same route on the Hub (a path without its leading
+          // '/' is taken from the root, as huggingface_hub does).
           if (hop >= kMaxHubRedirects) {
             throw Error(Errc::network, "too many redirects inside the Hub for " + uri, uri, status);
           }
-          url = origin_ + location_path(location);
+          url = origin_ + (location.starts_with("/") ? "" : "/") + location_path(location);
           continue;
         }
-        download_url = location;
+        download_url = absolute_location(location, uri, status);
       } else if (status >= 200 && status < 300) {
         download_url = url;
       } else {
@@ -207,6 +227,28 @@ class HfStore final : public Store {
     return "";
   }
   std::string type_prefix_api() const { return hf_.repo_type + "s/"; }
+
+  // The download URL a Location with a host names: a scheme-relative one
+  // ("//host/path") takes the Hub's scheme. Throws Error(network) for any
+  // scheme but http(s) (file:, ftp:, ...), as a followed redirect would be
+  // refused; the message names the scheme only (the URL may be signed).
+  std::string absolute_location(const std::string& location, const std::string& uri, int status) const {
+    const std::string url =
+        location.starts_with("//") ? origin_.substr(0, origin_.find("://") + 1) + location : location;
+    const std::string scheme = location_scheme(url);
+    std::string problem;
+    if (scheme != "http" && scheme != "https") {
+      problem = "a " + scheme + ": URL; only http(s) download URLs are followed";
+    } else if (const std::string origin = url_origin(url); origin.size() <= scheme.size() + 3) {
+      // "///etc/passwd", "http:///x": libcurl would read the path as a host name.
+      problem = "a URL without a host";
+    }
+    if (!problem.empty()) {
+      throw Error(Errc::network, "refused redirect fetching " + uri + ": the Hub pointed it at " + problem,
+                  uri, status);
+    }
+    return url;
+  }
 
   // A request to the Hub itself, with the token when there is one.
   http::Request hub_request(const std::string& url) const {

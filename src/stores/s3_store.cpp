@@ -134,6 +134,17 @@ class S3Store final : public Store {
                        "); set AWS_REGION" + (region.empty() ? "" : " to " + region),
                    uri, status);
     }
+    if (status >= 300 && status < 400 && !settings_.access_key.empty()) {
+      const std::string& region = failed.response.header("x-amz-bucket-region");
+      const std::string target = url_origin(failed.response.header("location"));
+      return Error(Errc::other,
+                   "S3 redirected the signed request for " + uri + " (HTTP " + std::to_string(status) +
+                       (target.empty() ? "" : " to " + target) +
+                       "); credentials are not sent to another host: set AWS_REGION" +
+                       (region.empty() ? "" : " to " + region) +
+                       " or AWS_ENDPOINT_URL to the bucket's endpoint",
+                   uri, status);
+    }
     if (code == "AccessDenied" || code == "AllAccessDisabled" || status == 401 || status == 403) {
       const std::string hint =
           settings_.access_key.empty()
@@ -178,6 +189,11 @@ class S3Store final : public Store {
     http::Request request;
     request.url = host() + path + (query.empty() ? "" : "?" + query);
     if (!settings_.access_key.empty()) {
+      // Signed requests are not redirected, as botocore never follows one:
+      // the signature is for this host alone, and libcurl would carry the
+      // x-amz-security-token header (it only drops Authorization) to
+      // whichever host the Location names. error_for() says where it pointed.
+      request.follow_redirects = false;
       request.aws_sigv4 = http::AwsSigV4{settings_.region, "s3", settings_.access_key, settings_.secret_key};
       request.headers.push_back(std::string("x-amz-content-sha256: ") + kEmptyPayloadSha256);
       if (!settings_.session_token.empty()) {
