@@ -3,10 +3,14 @@
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <iostream>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -24,6 +28,8 @@ struct GlobalOptions {
   bool quiet = false;
   bool verbose = false;
   int connections = 0;
+  bool offline = false;
+  bool refresh = false;
 };
 
 void configure_logging(const GlobalOptions& global) {
@@ -40,6 +46,8 @@ e2s::PackageOptions package_options(const GlobalOptions& global, e2s::cli::Progr
   e2s::PackageOptions options;
   if (global.timeout_seconds > 0) options.timeout = std::chrono::seconds(global.timeout_seconds);
   if (global.connections > 0) options.max_connections = global.connections;
+  if (global.offline) options.offline = true;  // else the environment decides
+  options.refresh = global.refresh;
   if (bar.enabled()) options.progress = [&bar](const e2s::Progress& p) { bar.update(p); };
   return options;
 }
@@ -78,6 +86,57 @@ int run_cat(const GlobalOptions& global, const std::string& root, const std::str
   return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
 }
 
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.1f %s", bytes, units[unit]);
+  return text;
+}
+
+// The whole package, or the files named or matched, into the cache; a
+// summary on stdout. What was cached before counts as files, not as bytes
+// transferred.
+int run_fetch(const GlobalOptions& global, const std::string& root, const std::vector<std::string>& files,
+              const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+  e2s::cli::ProgressBar bar(stderr, !global.quiet && ::isatty(STDERR_FILENO));
+  e2s::PackageOptions options = package_options(global, bar);
+  std::mutex mutex;
+  std::map<std::string, std::uint64_t> downloaded;  // file -> bytes received
+  options.progress = [&](const e2s::Progress& progress) {
+    if (bar.enabled()) bar.update(progress);
+    std::lock_guard lock(mutex);
+    downloaded[progress.file] = progress.bytes_done;
+  };
+  e2s::Package package(root, options);
+  const auto start = std::chrono::steady_clock::now();
+  const std::vector<std::filesystem::path> paths =
+      files.empty() ? package.fetch(include, exclude) : package.resolve_all(files);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  bar.clear();
+  std::uint64_t total = 0, bytes = 0;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    total += std::filesystem::file_size(path, ec);
+  }
+  for (const auto& [file, done] : downloaded) bytes += done;
+  if (paths.empty()) {
+    std::printf("no file of %s matches\n", root.c_str());
+    return 0;
+  }
+  std::printf("%zu files, %s in the cache at %s\n", paths.size(), human_bytes(static_cast<double>(total)).c_str(),
+              package.cache().empty() ? root.c_str() : package.cache().c_str());
+  std::printf("downloaded %zu files, %s in %.2f s (%s/s); %zu already cached\n", downloaded.size(),
+              human_bytes(static_cast<double>(bytes)).c_str(), seconds,
+              human_bytes(seconds > 0 ? static_cast<double>(bytes) / seconds : 0).c_str(),
+              paths.size() - std::min(paths.size(), downloaded.size()));
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
 int run_ls(const GlobalOptions& global, const std::string& root) {
   e2s::cli::ProgressBar no_bar(stderr, false);
   e2s::Package package(root, package_options(global, no_bar));
@@ -112,6 +171,12 @@ int main(int argc, char** argv) {
   app.add_option("--connections", global.connections,
                  "Parallel connections per download and across files (1-16, default 16)")
       ->check(CLI::Range(1, 16));
+  app.add_flag("--offline", global.offline,
+               "No network: serve from the cache or fail with exit 7 (also EARTH2STUDIO_OFFLINE=1, "
+               "and HF_HUB_OFFLINE=1 for hf:// roots)");
+  app.add_flag("--refresh", global.refresh,
+               "Check cached files against the server (a conditional request) and download "
+               "only those that changed; pinned versions (HF commits, NGC versions) are not checked");
   app.add_flag("-q,--quiet", global.quiet, "No progress bar, errors only");
   app.add_flag("-v,--verbose", global.verbose, "Log what e2s does (cache hits, requests, retries)");
   app.footer(
@@ -120,6 +185,7 @@ int main(int argc, char** argv) {
       "7 offline and not cached; 1 anything else.\n\n"
       "Environment: EARTH2STUDIO_MODEL_CACHE > EARTH2STUDIO_CACHE (cache root, default\n"
       "~/.cache/earth2studio); EARTH2STUDIO_PACKAGE_TIMEOUT (seconds, default 300);\n"
+      "EARTH2STUDIO_OFFLINE=1 (as --offline; HF_HUB_OFFLINE=1 for hf:// roots);\n"
       "CURL_CA_BUNDLE or SSL_CERT_FILE (CA bundle for https); http_proxy, https_proxy, no_proxy;\n"
       "E2S_LOCKS=0 (no download locks between processes, for filesystems whose locks\n"
       "misbehave); E2S_LOCK_STALE_SECONDS (a lock holder without progress for this long is\n"
@@ -140,11 +206,25 @@ int main(int argc, char** argv) {
   cat->add_option("ROOT", root, "Package root")->required();
   cat->add_option("FILE", cat_file, "File path relative to ROOT")->required();
 
+  std::vector<std::string> fetch_files, include, exclude;
+  CLI::App* fetch = app.add_subcommand(
+      "fetch", "Download package ROOT into the cache: every file of its listing, those matching "
+               "--include and not --exclude, or the FILEs named; prints a summary");
+  fetch->fallthrough();
+  fetch->add_option("ROOT", root, "Package root")->required();
+  fetch->add_option("FILE", fetch_files, "File paths relative to ROOT (default: the whole package)");
+  fetch->add_option("--include", include, "Glob of files to fetch, e.g. '*.npy' or 'weights/*' (repeatable)")
+      ->allow_extra_args(false);
+  fetch->add_option("--exclude", exclude, "Glob of files to leave out (repeatable)")->allow_extra_args(false);
+  fetch->footer("Prefetch on a login node, then run with --offline (or EARTH2STUDIO_OFFLINE=1) where\n"
+                "there is no network:  e2s fetch hf://org/model --include '*.safetensors'");
+
   CLI::App* ls = app.add_subcommand(
       "ls", "List the files of package ROOT: SIZE<TAB>PATH per line, sorted by path "
             "(local, hf:// roots; plain http(s) has no listing)");
   ls->fallthrough();
   ls->add_option("ROOT", root, "Package root")->required();
+
 
   try {
     app.parse(argc, argv);
@@ -168,6 +248,12 @@ int main(int argc, char** argv) {
   try {
     if (resolve->parsed()) return run_resolve(global, root, files);
     if (ls->parsed()) return run_ls(global, root);
+    if (fetch->parsed()) {
+      if (!fetch_files.empty() && (!include.empty() || !exclude.empty())) {
+        return fail("give FILEs or --include/--exclude, not both; see 'e2s fetch --help'", 2);
+      }
+      return run_fetch(global, root, fetch_files, include, exclude);
+    }
     return run_cat(global, root, cat_file);
   } catch (const e2s::Error& e) {
     return fail(e.what(), e2s::exit_status(e.code()));

@@ -13,7 +13,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config ca-certificates python3 openssl
+  build-essential cmake ninja-build pkg-config ca-certificates python3 python3-numpy openssl
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libpugixml-dev libfmt-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -52,6 +52,10 @@ std::optional<std::chrono::seconds> env_seconds(const char* name) {
 
 }  // namespace
 
+bool default_offline(bool hub_root) {
+  return env_flag("EARTH2STUDIO_OFFLINE") || (hub_root && env_flag("HF_HUB_OFFLINE"));
+}
+
 bool default_lock_downloads() {
   auto value = env_value("E2S_LOCKS");
   if (!value) return true;

@@ -18,6 +18,10 @@ bool env_flag(const char* name);
 // else empty: the system store.
 std::filesystem::path default_ca_bundle();
 
+// Offline mode from the environment: EARTH2STUDIO_OFFLINE, and for the Hub
+// (`hub_root`) HF_HUB_OFFLINE as huggingface_hub reads it.
+bool default_offline(bool hub_root);
+
 // Download locks between processes: on unless E2S_LOCKS is "0", "off", "no"
 // or "false" (for filesystems whose locks misbehave).
 bool default_lock_downloads();

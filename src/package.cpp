@@ -1,4 +1,8 @@
+#include <fnmatch.h>
 #include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -10,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cache/cache.hpp"
+#include "cache/lock.hpp"
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "env.hpp"
@@ -63,6 +68,7 @@ struct Package::Impl {
         options(with_defaults(std::move(opts))),
         location(detail::parse_root(root)) {
     remote = location.scheme != detail::Scheme::local;
+    if (!options.offline && !remote) options.offline = false;  // local roots never need the network
     if (remote) {
       if (options.cache_options.cache_storage.empty()) {
         options.cache_options.cache_storage = default_storage(location);
@@ -70,6 +76,7 @@ struct Package::Impl {
       // cache=false on a remote root still needs a local copy to hand back:
       // it means "never reuse what is cached", i.e. every resolve fetches.
       if (options.cache == false) options.cache_options.expiry_time = std::chrono::seconds(-1);
+      if (!options.offline) options.offline = detail::default_offline(location.scheme == detail::Scheme::hf);
       cache.emplace(options.cache_options.cache_storage, options.cache_options);
     }
   }
@@ -119,29 +126,83 @@ struct Package::Impl {
     if (!remote) return detail::resolve_local(location, path);
 
     const std::string key = location.root + "/" + path;
-    if (auto hit = cache->lookup(key, path)) {
-      spdlog::debug("cache hit: {} -> {}", key, hit->path.string());
+    auto hit = cache->lookup_any(key, path);
+    if (*options.offline) {
+      if (!hit) {
+        throw Error(Errc::offline_miss,
+                    key + " is not in the cache at " + cache->storage().string() +
+                        " and offline mode is on; fetch it first where the network is reachable: "
+                        "e2s fetch " + root + " " + path,
+                    key);
+      }
+      if (hit->expired) spdlog::warn("offline: serving {} although it expired", key);
       return remember(file_path, std::move(hit->path), hit->entry);
     }
-    if (options.offline) {
-      throw Error(Errc::offline_miss,
-                  key + " is not in the cache at " + cache->storage().string() +
-                      "; fetch it once with offline mode off",
-                  key);
+    if (hit && !hit->expired) {
+      if (!needs_revalidation(hit->entry)) {
+        spdlog::debug("cache hit: {} -> {}", key, hit->path.string());
+        return remember(file_path, std::move(hit->path), hit->entry);
+      }
+      if (still_current(path, key, hit->entry)) return remember(file_path, std::move(hit->path), hit->entry);
+      return download(key, path, file_path, &hit->entry);
     }
-    return download(key, path, file_path);
+    return download(key, path, file_path, nullptr);
   }
 
-  // A miss: one process downloads (the lock), the others wait for its copy.
-  fs::path download(const std::string& key, const std::string& path, std::string_view file_path) {
+  // Whether a valid cached entry is to be checked against the server first.
+  bool needs_revalidation(const detail::CacheEntry& entry) const {
+    if (pinned()) return false;  // an HF commit or an NGC version never changes
+    if (options.refresh) return true;
+    return options.revalidate_after &&
+           std::chrono::system_clock::now() - entry.fetched_at > *options.revalidate_after;
+  }
+
+  bool pinned() const {
+    if (location.scheme == detail::Scheme::ngc) return true;
+    const std::string& revision = location.hf.revision;
+    return location.scheme == detail::Scheme::hf && revision.size() == 40 &&
+           std::all_of(revision.begin(), revision.end(),
+                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
+  }
+
+  // Asks the server whether `entry` is still its file; when it is, the entry
+  // gets a new fetch time. An unreachable server leaves the cached copy in
+  // use, with a warning: a freshness check must not break a working setup.
+  bool still_current(const std::string& path, const std::string& key, detail::CacheEntry entry) {
+    try {
+      if (!store().unchanged(path, key, {entry.etag, entry.size, entry.version})) {
+        spdlog::info("{} changed on the server; downloading it again", key);
+        return false;
+      }
+    } catch (const Error& error) {
+      if (error.code() != Errc::network && error.code() != Errc::timeout) throw;
+      spdlog::warn("cannot check {} against the server ({}); using the cached copy", key, error.what());
+      return true;
+    }
+    spdlog::debug("{} is unchanged on the server", key);
+    entry.fetched_at = std::chrono::system_clock::now();
+    try {
+      cache->record(entry);
+    } catch (const Error& error) {
+      spdlog::debug("cannot record the check of {}: {}", key, error.what());  // a read-only cache
+    }
+    return true;
+  }
+
+  // A miss, or `replacing` changed on the server: one process downloads (the
+  // lock), the others wait for its copy.
+  fs::path download(const std::string& key, const std::string& path, std::string_view file_path,
+                    const detail::CacheEntry* replacing) {
     detail::LockOptions lock_options;
     lock_options.enabled = *options.lock_downloads;
     lock_options.stale_after = options.lock_stale_after;
     lock_options.on_wait = [&key](const std::string& holder) {
-      spdlog::warn("waiting for another process ({}) downloading {}", holder, key);
+      spdlog::warn("waiting for {} downloading {}", holder, key);
     };
     detail::DownloadLock lock = cache->lock(key, lock_options);
-    if (auto hit = cache->lookup(key, path)) {  // what the process we waited for fetched
+    auto hit = cache->lookup(key, path);
+    if (hit && (replacing == nullptr || hit->entry.sha256 != replacing->sha256)) {
+      // What the process we waited for fetched.
       spdlog::debug("cache hit after waiting: {} -> {}", key, hit->path.string());
       return remember(file_path, std::move(hit->path), hit->entry);
     }
@@ -191,6 +252,76 @@ struct Package::Impl {
     }
   }
 
+  fs::path resolve_extracted(std::string_view file_path, const ExtractOptions& extract_options) {
+    const fs::path archive = resolve(file_path);
+    // What names the archive's content: its sha256 when cached, else (a local
+    // file) its path, size and modification time.
+    std::string identity;
+    fs::path base;
+    if (remote) {
+      const std::string path = detail::validate_file_path(file_path, root);
+      auto hit = cache->lookup(location.root + "/" + path, path);
+      identity = hit ? hit->entry.sha256 : archive.string();
+      base = cache->storage() / detail::Cache::kReservedFolder / "extracted";
+    } else {
+      struct stat status {};
+      if (::stat(archive.c_str(), &status) != 0) {
+        throw Error(Errc::io, "cannot read " + archive.string() + ": " + std::strerror(errno), root);
+      }
+      identity = fs::absolute(archive).string() + "\n" + std::to_string(status.st_size) + "\n" +
+                 std::to_string(status.st_mtim.tv_sec) + "." + std::to_string(status.st_mtim.tv_nsec);
+      base = Package::default_cache("extracted");
+    }
+    const fs::path folder =
+        base / (archive.filename().string() + "-" + detail::sha256_hex(identity).substr(0, 16));
+    if (is_folder(folder)) return folder;
+
+    std::error_code ec;
+    fs::create_directories(base, ec);
+    if (ec) {
+      throw Error(Errc::io,
+                  "cannot create " + base.string() + " to extract " + archive.filename().string() +
+                      " into: " + ec.message() + "; choose a writable cache with --cache-dir or "
+                      "EARTH2STUDIO_CACHE",
+                  base.string());
+    }
+    // One process extracts; the others wait for its folder.
+    detail::LockOptions lock_options;
+    lock_options.enabled = *options.lock_downloads;
+    lock_options.stale_after = options.lock_stale_after;
+    lock_options.on_wait = [&archive](const std::string& holder) {
+      spdlog::warn("waiting for {} extracting {}", holder, archive.filename().string());
+    };
+    fs::path lock_file = folder;
+    lock_file += ".lock";
+    detail::DownloadLock lock = detail::DownloadLock::acquire(lock_file, lock_options);
+    if (!is_folder(folder)) {
+      spdlog::debug("extracting {} into {}", archive.string(), folder.string());
+      extract_archive(archive, folder, extract_options);
+    }
+    return folder;
+  }
+
+  std::vector<fs::path> fetch(const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+    auto matches_any = [](const std::vector<std::string>& globs, const std::string& path) {
+      return std::any_of(globs.begin(), globs.end(), [&path](const std::string& glob) {
+        return ::fnmatch(glob.c_str(), path.c_str(), 0) == 0;  // '*' crosses '/', as Python's fnmatch
+      });
+    };
+    std::vector<std::string> wanted;
+    for (const FileEntry& file : list()) {
+      if ((include.empty() || matches_any(include, file.path)) && !matches_any(exclude, file.path)) {
+        wanted.push_back(file.path);
+      }
+    }
+    return resolve_all(wanted);
+  }
+
+  static bool is_folder(const fs::path& path) {
+    std::error_code ec;
+    return fs::is_directory(fs::symlink_status(path, ec));
+  }
+
   std::vector<fs::path> resolve_all(const std::vector<std::string>& file_paths) {
     std::vector<fs::path> paths(file_paths.size());
     std::vector<std::exception_ptr> errors(file_paths.size());
@@ -222,13 +353,27 @@ struct Package::Impl {
     std::vector<FileEntry> files;
     if (!remote) {
       files = detail::list_local(location);
-    } else if (options.offline) {
+    } else if (*options.offline) {
       throw Error(Errc::offline_miss,
                   "cannot list " + root + " in offline mode: listing asks the server; run "
                   "with offline mode off",
                   root);
     } else {
       files = store().list(root);
+      // A listing is the server's word: a name that resolve() would refuse
+      // (an S3 key "../x") is left out rather than handed to the caller.
+      std::erase_if(files, [this](const FileEntry& file) {
+        bool usable = false;
+        try {
+          usable = detail::validate_file_path(file.path, root) == file.path;
+        } catch (const Error&) {
+        }
+        if (!usable) {
+          spdlog::warn("{}: the listing names \"{}\", which is not a file path of the package; "
+                       "left out", root, file.path);
+        }
+        return !usable;
+      });
     }
     std::sort(files.begin(), files.end(),
               [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
@@ -280,6 +425,15 @@ std::vector<fs::path> Package::resolve_all(const std::vector<std::string>& file_
 }
 
 std::vector<FileEntry> Package::list() { return impl_->list(); }
+
+std::vector<fs::path> Package::fetch(const std::vector<std::string>& include,
+                                     const std::vector<std::string>& exclude) {
+  return impl_->fetch(include, exclude);
+}
+
+fs::path Package::resolve_extracted(std::string_view file_path, const ExtractOptions& options) {
+  return impl_->resolve_extracted(file_path, options);
+}
 
 std::unique_ptr<std::istream> Package::open(std::string_view file_path) {
   fs::path path = resolve(file_path);

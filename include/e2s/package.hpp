@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "e2s/assets.hpp"
+
 namespace e2s {
 
 // How remote files are kept on local disk.
@@ -69,9 +71,20 @@ struct PackageOptions {
   // Default: 16 (measured: per-connection-capped servers and many small files
   // gain most from more; bench/RESULTS.md).
   int max_connections = 16;
-  // Never touch the network: serve from the cache or fail with
-  // Errc::offline_miss. Default: false.
-  bool offline = false;
+  // Never touch the network: serve from the cache (expired entries too, with
+  // a warning) or fail with Errc::offline_miss naming what is missing.
+  // Default: on when EARTH2STUDIO_OFFLINE is set to 1/true/yes/on, or for
+  // hf:// roots HF_HUB_OFFLINE; else off.
+  std::optional<bool> offline;
+  // Check every cached file against the server once per Package before
+  // using it (a conditional request: If-None-Match, or the store's ETag or
+  // version) and download it only when it changed. Pinned versions (an HF
+  // commit, an NGC version) never change and are not checked. Default: off.
+  bool refresh = false;
+  // Like refresh, but only for cached files fetched longer ago than this:
+  // for mutable references (HF branches, plain HTTP URLs, buckets) that
+  // should follow their source. Default: never.
+  std::optional<std::chrono::seconds> revalidate_after;
   // Processes sharing the cache take a lock per file, so that one downloads
   // it and the others wait for its copy (see README, "Safety"). Turn off only
   // where the filesystem's locks misbehave: downloads stay correct, at worst
@@ -127,6 +140,24 @@ class Package {
   // complete (and stay cached) and the first failure in the given order is
   // thrown.
   std::vector<std::filesystem::path> resolve_all(const std::vector<std::string>& file_paths);
+
+  // The folder that the archive `file_path` (zip, tar, tar.gz, ...) extracts
+  // to, extracting it on first use only: later calls, in this process or any
+  // other sharing the cache, return the same folder without reading the
+  // archive. The folder is named after the archive and its content (a changed
+  // archive extracts afresh) and lives in the cache: under cache() for remote
+  // roots, under Package::default_cache("extracted") for local ones. It
+  // appears complete or not at all (see extract_archive). Same errors as
+  // resolve(), plus extract_archive()'s for a hostile or damaged archive.
+  std::filesystem::path resolve_extracted(std::string_view file_path, const ExtractOptions& options = {});
+
+  // Downloads the whole package, or the files whose paths match one of
+  // `include` (all when empty) and none of `exclude`: shell-style globs as
+  // huggingface_hub's allow_patterns ('*' also crosses '/', "weights/*",
+  // "*.npy"). Files resolve in parallel as in resolve_all(); returns their
+  // local paths, sorted by file path. Same errors as list() and resolve_all().
+  std::vector<std::filesystem::path> fetch(const std::vector<std::string>& include = {},
+                                           const std::vector<std::string>& exclude = {});
 
   // A binary reader over the (cached) file. Same errors as resolve().
   std::unique_ptr<std::istream> open(std::string_view file_path);

@@ -276,9 +276,15 @@ std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
 }
 
 std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view file_path) const {
+  auto hit = lookup_any(key, file_path);
+  if (!hit || hit->expired) return std::nullopt;
+  return hit;
+}
+
+std::optional<CachedFile> Cache::lookup_any(std::string_view key, std::string_view file_path) const {
   auto entry = read_entry(key);
   if (!entry) return std::nullopt;
-  if (clock_() - entry->fetched_at > options_.expiry_time) return std::nullopt;
+  const bool expired = clock_() - entry->fetched_at > options_.expiry_time;
   fs::path path = final_path(key, file_path);
   const fs::path relative = path.lexically_relative(storage_);
   struct stat status {};
@@ -296,7 +302,7 @@ std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view f
   if (!S_ISREG(status.st_mode) || static_cast<std::uint64_t>(status.st_size) != entry->size) {
     return std::nullopt;
   }
-  return CachedFile{std::move(path), std::move(*entry)};
+  return CachedFile{std::move(path), std::move(*entry), expired};
 }
 
 DownloadLock Cache::lock(std::string_view key, const LockOptions& options) const {
@@ -397,7 +403,13 @@ fs::path Cache::commit(const fs::path& temp, const CacheEntry& entry) {
     throw io_error("cannot move download into", path, errno);
   }
   ::fsync(parent.fd());
+  record(entry);
+  return path;
+}
 
+void Cache::record(const CacheEntry& entry) {
+  Folder meta_folder = *Folder::open(storage_, fs::path(kReservedFolder) / "meta", /*create=*/true);
+  const fs::path meta_file = meta_path(entry.key);
   nlohmann::json meta = {
       {"format", kMetadataVersion},
       {"key", entry.key},
@@ -408,8 +420,7 @@ fs::path Cache::commit(const fs::path& temp, const CacheEntry& entry) {
       {"version", entry.version},
       {"fetched_at", to_unix_seconds(entry.fetched_at)},
   };
-  write_atomically(meta_folder, meta_name, meta_file, meta.dump(2) + "\n");
-  return path;
+  write_atomically(meta_folder, meta_file.filename().string(), meta_file, meta.dump(2) + "\n");
 }
 
 }  // namespace e2s::detail

@@ -45,6 +45,7 @@ struct CacheEntry {
 struct CachedFile {
   std::filesystem::path path;
   CacheEntry entry;
+  bool expired = false;  // older than expiry_time (lookup() never returns these)
 };
 
 using Clock = std::function<std::chrono::system_clock::time_point()>;
@@ -64,6 +65,12 @@ class Cache {
   // size and not expired. A few syscalls; no network. Never throws for a
   // missing or damaged entry (that is a miss).
   std::optional<CachedFile> lookup(std::string_view key, std::string_view file_path) const;
+  // The same, expired entries included (marked so): what offline mode serves.
+  std::optional<CachedFile> lookup_any(std::string_view key, std::string_view file_path) const;
+
+  // Records `entry` anew (a file found unchanged on the server gets a new
+  // fetch time). Throws Error(io).
+  void record(const CacheEntry& entry);
 
   // When a valid entry stops being one (fetch time + expiry_time).
   std::chrono::system_clock::time_point expires(const CacheEntry& entry) const {

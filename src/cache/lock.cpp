@@ -33,12 +33,17 @@ bool try_lock(int fd, int& error) {
 
 bool busy(int error) { return error == EAGAIN || error == EACCES; }
 
+std::string this_process();
+
+// Who holds the lock, for messages: "another process (pid 12 on node-a)".
 std::string holder_of(int fd) {
   char text[256] = {};
   const ssize_t n = ::pread(fd, text, sizeof(text) - 1, 0);
   std::string holder(text, n > 0 ? static_cast<std::size_t>(n) : 0);
   while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
-  return holder.empty() ? "another process" : holder;
+  if (holder.empty()) return "another process";
+  if (holder == this_process()) return "another thread of this process";
+  return "another process (" + holder + ")";
 }
 
 std::string this_process() {

@@ -26,7 +26,7 @@ struct LockOptions {
   bool enabled = true;
   std::chrono::milliseconds stale_after{std::chrono::minutes(2)};
   // Called once when the lock is busy and waiting begins, with a description
-  // of the holder ("pid 123 on host-a").
+  // of the holder ("another process (pid 123 on host-a)").
   std::function<void(const std::string& holder)> on_wait;
 };
 

@@ -5,8 +5,8 @@ namespace {
 
 class HttpStore final : public Store {
  public:
-  explicit HttpStore(const Location& location)
-      : base_url_(location.base_url) {}
+  HttpStore(const Location& location, const StoreContext& context)
+      : base_url_(location.base_url), context_(context) {}
 
   // No HEAD: one round trip per file is what many small files cost most.
   // The GET's own headers give size and ETag, and a large file switches to
@@ -18,14 +18,35 @@ class HttpStore final : public Store {
     return file;
   }
 
+  // One conditional HEAD (If-None-Match): 304 means unchanged; a 200 is
+  // compared by its ETag, for servers that ignore the condition.
+  bool unchanged(std::string_view file_path, const std::string& uri, const CachedCopy& cached) override {
+    if (cached.etag.empty()) return false;  // nothing to compare with: download to be sure
+    http::Request request = stat(file_path, uri).request;
+    request.method = "HEAD";
+    request.headers.push_back("If-None-Match: \"" + cached.etag + "\"");
+    int attempts = 0;
+    const http::Result result = perform_with_retries(context_, request, uri, attempts);
+    if (result.transport != http::Transport::ok) throw error_for(result, uri, attempts);
+    const int status = result.response.status;
+    if (status == 304) return true;
+    if (status >= 200 && status < 300) {
+      return unquote_etag(result.response.header("etag")) == cached.etag &&
+             http::parse_decimal(result.response.header("content-length")).value_or(cached.size) ==
+                 cached.size;
+    }
+    throw error_for(result, uri, attempts);
+  }
+
  private:
   std::string base_url_;
+  StoreContext context_;
 };
 
 }  // namespace
 
-std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext&) {
-  return std::make_unique<HttpStore>(location);
+std::unique_ptr<Store> make_http_store(const Location& location, const StoreContext& context) {
+  return std::make_unique<HttpStore>(location, context);
 }
 
 }  // namespace e2s::detail

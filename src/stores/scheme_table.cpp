@@ -41,6 +41,14 @@ TextReply fetch_text(const StoreContext& context, http::Request request, const s
   return reply;
 }
 
+bool Store::unchanged(std::string_view file_path, const std::string& uri, const CachedCopy& cached) {
+  const RemoteFile now = stat(file_path, uri);
+  if (now.size && *now.size != cached.size) return false;
+  if (!now.etag.empty() && !cached.etag.empty()) return now.etag == cached.etag;
+  if (!now.version.empty() && !cached.version.empty()) return now.version == cached.version;
+  return false;
+}
+
 std::vector<FileEntry> Store::list(const std::string& uri) {
   throw Error(Errc::unsupported,
               "cannot list " + uri + ": this kind of store has no folder listing; name the files "

@@ -3,6 +3,7 @@
 // Adding a protocol means one new store file and one line in scheme_table.cpp.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,6 +61,19 @@ class Store {
   // order. `uri` names the root in messages. The default throws
   // Error(unsupported): not every protocol can list a folder.
   virtual std::vector<FileEntry> list(const std::string& uri);
+
+  // What the cache holds of a file, for revalidation.
+  struct CachedCopy {
+    std::string etag;     // "" when none was recorded
+    std::uint64_t size = 0;
+    std::string version;  // the store's version (an HF commit), "" when none
+  };
+
+  // Whether `cached` is still the server's copy of `file_path`. The default
+  // asks stat() (a HEAD or metadata request) and compares ETag, else
+  // version; without either it answers false (download to be sure). Throws
+  // what stat() throws.
+  virtual bool unchanged(std::string_view file_path, const std::string& uri, const CachedCopy& cached);
 
   // Turns a failed response into the Error the user sees. The default is
   // http_error(); stores override it to decode their service's error replies.

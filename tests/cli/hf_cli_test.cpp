@@ -281,4 +281,72 @@ TEST_F(HfCliTest, LsErrorsExitLikeResolve) {
   expect_one_error_line(run);
 }
 
+TEST_F(HfCliTest, FetchDownloadsTheWholeRepoThenOfflineNeedsNoRequest) {
+  CliRun run = run_e2s({"fetch", "hf://acme/weather"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(contains(run.out, "8 files")) << run.out;
+  EXPECT_TRUE(contains(run.out, "downloaded 8 files")) << run.out;
+  EXPECT_EQ(requests("cdn").size(), 2u) << "the LFS files (weights.bin, pangu_6.onnx), once each";
+
+  // Offline, by either variable: every file resolves and no request is made.
+  hub_.reset();
+  for (const char* variable : {"EARTH2STUDIO_OFFLINE", "HF_HUB_OFFLINE"}) {
+    auto offline = env();
+    offline[variable] = "1";
+    run = run_e2s({"resolve", "hf://acme/weather", "weights.bin", "pangu/data/c/d.txt"}, offline);
+    ASSERT_EQ(run.status, 0) << variable << ": " << run.err;
+    EXPECT_EQ(TempDir::read_file(lines(run.out).at(1)), "ddd");
+    // A file that was not fetched: exit 7, naming it and the command to fetch it.
+    run = run_e2s({"resolve", "hf://acme/weather@v1.0", "config.json"}, offline);
+    EXPECT_EQ(run.status, 7) << run.err;
+    expect_one_error_line(run);
+    EXPECT_TRUE(contains(run.err, "hf://acme/weather@v1.0/config.json")) << run.err;
+    EXPECT_TRUE(contains(run.err, "e2s fetch hf://acme/weather@v1.0 config.json")) << run.err;
+  }
+  EXPECT_EQ(hub_.stats().at("requests").size(), 0u);
+  run = run_e2s({"--offline", "ls", "hf://acme/weather"}, env());
+  EXPECT_EQ(run.status, 7) << run.err;
+  EXPECT_EQ(hub_.stats().at("requests").size(), 0u);
+}
+
+TEST_F(HfCliTest, FetchWithIncludeAndExcludeGlobs) {
+  CliRun run = run_e2s({"fetch", "hf://acme/weather", "--include", "pangu/*", "--exclude", "*.onnx"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(contains(run.out, "4 files")) << run.out;  // readme.md and data/a, b, c/d
+  auto offline = env();
+  offline["HF_HUB_OFFLINE"] = "1";
+  run = run_e2s({"resolve", "hf://acme/weather", "pangu/readme.md", "pangu/data/c/d.txt"}, offline);
+  EXPECT_EQ(run.status, 0) << run.err;
+  run = run_e2s({"resolve", "hf://acme/weather", "pangu/pangu_24.onnx"}, offline);
+  EXPECT_EQ(run.status, 7) << run.err;
+  run = run_e2s({"fetch", "hf://acme/weather", "--include", "*.nothing"}, env());
+  EXPECT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(contains(run.out, "no file")) << run.out;
+}
+
+TEST_F(HfCliTest, RefreshChecksABranchButNeverAPinnedCommit) {
+  ASSERT_EQ(run_e2s({"resolve", "hf://acme/weather", "weights.bin"}, env()).status, 0);
+  hub_.reset();
+  CliRun run = run_e2s({"--refresh", "resolve", "hf://acme/weather", "weights.bin"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(requests("hub").size(), 1u) << "one HEAD";
+  EXPECT_EQ(requests("hub").at(0).at("method"), "HEAD");
+  EXPECT_EQ(requests("cdn").size(), 0u) << "unchanged: nothing downloaded";
+
+  // The branch moves on: the next refresh downloads the new bytes.
+  repos_.write_file("models/acme/weather/main/weights.bin", std::string(300000, 'x'));
+  hub_.reset();
+  run = run_e2s({"--refresh", "resolve", "hf://acme/weather", "weights.bin"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), std::string(300000, 'x'));
+  EXPECT_EQ(requests("cdn").size(), 1u);
+
+  const std::string pinned = "hf://acme/weather@" + commit("main");
+  ASSERT_EQ(run_e2s({"resolve", pinned, "config.json"}, env()).status, 0);
+  hub_.reset();
+  run = run_e2s({"--refresh", "resolve", pinned, "config.json"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(hub_.stats().at("requests").size(), 0u) << "a commit never changes";
+}
+
 }  // namespace

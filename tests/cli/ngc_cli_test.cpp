@@ -123,6 +123,22 @@ TEST_F(NgcCliTest, ResolveTheSeedExample) {
   EXPECT_EQ(requests("storage").size(), 1u);
 }
 
+TEST_F(NgcCliTest, FetchAVersionThenResolveOfflineWithoutARequest) {
+  CliRun run = run_e2s({"fetch", "ngc://models/acme/weather@1.0"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_NE(run.out.find("5 files"), std::string::npos) << run.out;
+  ngc_.reset();
+  auto offline = env();
+  offline["EARTH2STUDIO_OFFLINE"] = "1";
+  run = run_e2s({"resolve", "ngc://models/acme/weather@1.0", "data/c/d.txt", "weights.bin"}, offline);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), "ddd");
+  // A version is pinned: --refresh has nothing to check.
+  run = run_e2s({"--refresh", "resolve", "ngc://models/acme/weather@1.0", "config.json"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(ngc_.stats().at("requests").size(), 0u);
+}
+
 TEST_F(NgcCliTest, ResolveEveryRootForm) {
   const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
       {"ngc://models/acme/weather@1.0", "config.json", "config\n"},

@@ -250,6 +250,27 @@ TEST_F(S3CliTest, LsPrintsSizeTabPathSortedAndRelativeToThePrefix) {
   EXPECT_EQ(run.out, "1\ta.txt\n2\tb/c.txt\n");
 }
 
+TEST_F(S3CliTest, FetchABucketPrefixThenResolveOffline) {
+  CliRun run = run_e2s({"fetch", "s3://public-models/pkg", "--exclude", "liar.bin"}, env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(run.out.find("3 files") != std::string::npos) << run.out;
+  auto offline = env(moto_environment->open());
+  offline["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9";  // nothing listens: any request would fail
+  offline["EARTH2STUDIO_OFFLINE"] = "1";
+  run = run_e2s({"resolve", "s3://public-models/pkg", "weights.bin", "odd/with space+plus.txt"}, offline);
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_EQ(TempDir::read_file(lines(run.out).at(0)), weights());
+  // The lying object was left out, and fetching it alone still fails as it should.
+  run = run_e2s({"resolve", "s3://public-models/pkg", "liar.bin"}, offline);
+  EXPECT_EQ(run.status, 7) << run.err;
+  run = run_e2s({"fetch", "s3://public-models/pkg", "liar.bin"}, env(moto_environment->open()));
+  EXPECT_EQ(run.status, 6) << run.err;
+
+  run = run_e2s({"fetch", "s3://tiny-bucket"}, env(moto_environment->open()));
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(run.out.find("2 files") != std::string::npos) << run.out;
+}
+
 TEST_F(S3CliTest, LsFollowsContinuationTokens) {
   CliRun run = run_e2s({"ls", "s3://public-models/many"}, env(moto_environment->open()));
   ASSERT_EQ(run.status, 0) << run.err;

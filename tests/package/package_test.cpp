@@ -306,6 +306,85 @@ TEST_F(PackageTest, OfflineMissFailsWithoutARequest) {
   EXPECT_EQ(server_.stats()["requests"].size(), 0u);
 }
 
+TEST_F(PackageTest, OfflineFromTheEnvironmentServesHitsEvenExpiredAndNamesMisses) {
+  e2s::PackageOptions o = options();
+  e2s::Package online(root(), o);
+  const fs::path cached = online.resolve("config.json");
+  server_.reset();
+  e2s::test::ScopedEnv offline("EARTH2STUDIO_OFFLINE", "1");
+  o.cache_options.expiry_time = std::chrono::seconds(0);  // every entry has expired
+  e2s::Package package(root(), o);
+  EXPECT_EQ(package.resolve("config.json"), cached);
+  try {
+    package.resolve("weights/big.bin");
+    FAIL() << "expected offline_miss";
+  } catch (const e2s::Error& e) {
+    EXPECT_EQ(e.code(), e2s::Errc::offline_miss);
+    EXPECT_NE(std::string(e.what()).find("e2s fetch " + root() + " weights/big.bin"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(server_.stats()["requests"].size(), 0u);
+}
+
+TEST_F(PackageTest, HubOfflineVariableLeavesOtherRootsOnline) {
+  e2s::test::ScopedEnv offline("HF_HUB_OFFLINE", "1");
+  e2s::Package package(root(), options());
+  EXPECT_FALSE(*package.options().offline);
+  EXPECT_EQ(TempDir::read_file(package.resolve("config.json")), TempDir::read_file(served_.path() / "pkg" / "config.json"));
+}
+
+TEST_F(PackageTest, RefreshMakesOneConditionalRequestAndDownloadsOnlyOnChange) {
+  e2s::Package first(root(), options());
+  first.resolve("config.json");
+  server_.reset();
+  e2s::PackageOptions o = options();
+  o.refresh = true;
+  {
+    e2s::Package package(root(), o);
+    const fs::path path = package.resolve("config.json");
+    package.resolve("config.json");  // checked once per Package
+    const auto stats = server_.stats();
+    ASSERT_EQ(stats["requests"].size(), 1u) << stats.dump();
+    EXPECT_EQ(stats["requests"][0]["method"], "HEAD");
+    EXPECT_TRUE(stats["requests"][0]["headers"].contains("if-none-match")) << stats.dump();
+    EXPECT_EQ(stats["requests"][0]["status"], 304);
+  }
+  served_.write_file("pkg/config.json", "{\"changed\": true}\n");
+  server_.reset();
+  e2s::Package package(root(), o);
+  EXPECT_EQ(TempDir::read_file(package.resolve("config.json")), "{\"changed\": true}\n");
+  EXPECT_EQ(server_.count("HEAD", "/pkg/config.json"), 1u);
+  EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 1u);
+}
+
+TEST_F(PackageTest, RevalidationAfterAnAgeOnlyForOlderEntries) {
+  e2s::Package first(root(), options());
+  first.resolve("config.json");
+  server_.reset();
+  e2s::PackageOptions o = options();
+  o.revalidate_after = std::chrono::hours(1);
+  e2s::Package young(root(), o);
+  young.resolve("config.json");
+  EXPECT_EQ(server_.stats()["requests"].size(), 0u) << "fetched a moment ago";
+  o.revalidate_after = std::chrono::seconds(0);
+  e2s::Package old(root(), o);
+  old.resolve("config.json");
+  EXPECT_EQ(server_.count("HEAD", "/pkg/config.json"), 1u);
+  EXPECT_EQ(server_.count("GET", "/pkg/config.json"), 0u);
+}
+
+TEST_F(PackageTest, RefreshWithTheServerDownKeepsTheCachedCopy) {
+  e2s::Package first(root(), options());
+  const fs::path cached = first.resolve("config.json");
+  server_.fault({{"path", "/pkg/config.json"}, {"kind", "status"}, {"status", 503}, {"times", -1},
+                 {"retry_after", "0"}, {"methods", {"HEAD"}}});
+  e2s::PackageOptions o = options();
+  o.refresh = true;
+  o.retry.max_attempts = 2;
+  e2s::Package package(root(), o);
+  EXPECT_EQ(package.resolve("config.json"), cached);
+}
+
 TEST_F(PackageTest, ProgressReportsBytesAndFinishes) {
   std::mutex mutex;
   std::vector<e2s::Progress> events;

@@ -27,7 +27,7 @@ CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& o
   for (auto& text : env_strings) envp.push_back(text.data());
   envp.push_back(nullptr);
   std::vector<std::string> arg_strings = options.wrapper;
-  arg_strings.push_back(E2S_CLI_PATH);
+  arg_strings.push_back(options.program.empty() ? std::string(E2S_CLI_PATH) : options.program);
   arg_strings.insert(arg_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& text : arg_strings) argv.push_back(text.data());

@@ -30,6 +30,8 @@ struct CliOptions {
   // A command the CLI runs under, e.g. {"setpriv", "--reuid=65534", ...} or
   // {"prlimit", "--fsize=1000000", "--"}: it gets E2S_CLI_PATH and the args.
   std::vector<std::string> wrapper;
+  // Another program than E2S_CLI_PATH (e.g. an example's), when not empty.
+  std::string program;
 };
 
 // E2S_CLI_PATH with `args`, running in the background: stdin from /dev/null,
