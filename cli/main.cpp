@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cache_command.hpp"
 #include "e2s/e2s.hpp"
 #include "progress_bar.hpp"
 
@@ -225,6 +226,7 @@ int main(int argc, char** argv) {
   ls->fallthrough();
   ls->add_option("ROOT", root, "Package root")->required();
 
+  e2s::cli::CacheCommand cache(app);
 
   try {
     app.parse(argc, argv);
@@ -248,6 +250,7 @@ int main(int argc, char** argv) {
   try {
     if (resolve->parsed()) return run_resolve(global, root, files);
     if (ls->parsed()) return run_ls(global, root);
+    if (cache.parsed()) return cache.run(global.quiet);
     if (fetch->parsed()) {
       if (!fetch_files.empty() && (!include.empty() || !exclude.empty())) {
         return fail("give FILEs or --include/--exclude, not both; see 'e2s fetch --help'", 2);
