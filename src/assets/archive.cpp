@@ -27,20 +27,21 @@
 #include <utility>
 #include <vector>
 
+#include "cache/folder.hpp"
 #include "e2s/assets.hpp"
 #include "e2s/error.hpp"
+#include "text.hpp"
 
 namespace e2s {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::unique_suffix;
 
 // The ratio limit applies only past this many extracted bytes, so that small
 // archives of zeros (or a few padded files) are never refused.
 constexpr std::uint64_t kRatioFloor = std::uint64_t{64} << 20;
 constexpr std::size_t kBufferSize = std::size_t{256} << 10;
-// Longer entry names are cut in messages.
-constexpr std::size_t kShownNameLimit = 200;
 
 constexpr std::string_view kUnsafeAdvice =
     "the archive is corrupt or hostile: do not use it, get it again from a trusted source";
@@ -86,28 +87,6 @@ bool is_control(char c) {
   return byte < 0x20 || byte == 0x7F;
 }
 
-// `text` quoted for a one-line message: quotes, backslashes and control
-// characters escaped, long names cut.
-std::string shown(std::string_view text) {
-  static constexpr char kHexDigits[] = "0123456789ABCDEF";
-  std::string out = "\"";
-  for (char c : text.substr(0, kShownNameLimit)) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (is_control(c)) {
-      const auto byte = static_cast<unsigned char>(c);
-      out += "\\x";
-      out += kHexDigits[byte >> 4];
-      out += kHexDigits[byte & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  if (text.size() > kShownNameLimit) out += "...";
-  return out + '"';
-}
-
 // libarchive's message for the last failure of `reader`, on one line.
 std::string library_reason(archive* reader) {
   const char* message = archive_error_string(reader);
@@ -143,14 +122,6 @@ std::vector<std::string> split(std::string_view text) {
     start = end + 1;
   }
   return parts;
-}
-
-std::string unique_suffix() {
-  static std::atomic<unsigned> counter{0};
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::ostringstream out;
-  out << ::getpid() << '.' << counter++ << '.' << std::hex << (rng() & 0xFFFFFFFFu);
-  return out.str();
 }
 
 // Removes the temp folder with everything in it unless released.
@@ -218,7 +189,7 @@ class Extractor {
         if (entries_ == 0) {
           fail(Errc::integrity, not_an_archive(reader_));
         }
-        fail(Errc::integrity, "reading the entry after " + shown(name_) + " failed (" +
+        fail(Errc::integrity, "reading the entry after " + detail::quoted(name_) + " failed (" +
                                   library_error() +
                                   "); the archive is truncated or corrupt: get it again");
       }
@@ -246,20 +217,20 @@ class Extractor {
   // The current entry breaks a safety rule.
   [[noreturn]] void refuse(const std::string& reason) const {
     fail(Errc::integrity,
-         "entry " + shown(name_) + " " + reason + "; " + std::string(kUnsafeAdvice));
+         "entry " + detail::quoted(name_) + " " + reason + "; " + std::string(kUnsafeAdvice));
   }
 
   [[noreturn]] void write_failed(const std::string& what, const std::string& relative,
                                  int error) const {
     const bool full = error == ENOSPC || error == EDQUOT;
     fail(Errc::io, "cannot " + what + " " + (root_path_ / relative).string() + " for entry " +
-                       shown(name_) + ": " + std::strerror(error) +
+                       detail::quoted(name_) + ": " + std::strerror(error) +
                        (full ? "; free some disk space and try again"
                              : "; check that the destination's folder is writable"));
   }
 
   [[noreturn]] void read_failed() const {
-    fail(Errc::integrity, "reading entry " + shown(name_) + " failed (" + library_error() +
+    fail(Errc::integrity, "reading entry " + detail::quoted(name_) + " failed (" + library_error() +
                               "); the archive is truncated or corrupt: get it again");
   }
 
@@ -270,7 +241,7 @@ class Extractor {
   // `what` names the path in messages ("" for the entry's own name).
   std::vector<std::string> checked_path(std::string_view path, const std::string& what) const {
     const auto bad = [&](const std::string& reason) {
-      refuse(what.empty() ? reason : what + " " + shown(path) + " which " + reason);
+      refuse(what.empty() ? reason : what + " " + detail::quoted(path) + " which " + reason);
     };
     for (char c : path) {
       if (c == '\\') bad("contains a backslash");
@@ -314,11 +285,11 @@ class Extractor {
         struct stat status {};
         if (::fstatat(folder.get(), part, &status, AT_SYMLINK_NOFOLLOW) == 0) {
           if (S_ISLNK(status.st_mode)) {
-            refuse("goes through the symlink " + shown(join(parts, i + 1)) +
+            refuse("goes through the symlink " + detail::quoted(join(parts, i + 1)) +
                    " made by an earlier entry (writing through symlinks is refused)");
           }
           if (!S_ISDIR(status.st_mode)) {
-            refuse("needs " + shown(join(parts, i + 1)) +
+            refuse("needs " + detail::quoted(join(parts, i + 1)) +
                    " to be a folder, but an earlier entry made it a file");
           }
         }
@@ -338,7 +309,7 @@ class Extractor {
   void check_total(std::uint64_t total, const std::string& verb) const {
     const bool overflow = total < total_;
     if (overflow || total > options_.max_bytes) {
-      fail(Errc::integrity, "entry " + shown(name_) + " " + verb + " the archive past max_bytes (" +
+      fail(Errc::integrity, "entry " + detail::quoted(name_) + " " + verb + " the archive past max_bytes (" +
                                 std::to_string(options_.max_bytes) + " bytes); " +
                                 std::string(kLimitAdvice));
     }
@@ -346,7 +317,7 @@ class Extractor {
         static_cast<double>(total) > options_.max_ratio * static_cast<double>(archive_size_)) {
       std::ostringstream ratio;
       ratio << options_.max_ratio;
-      fail(Errc::integrity, "entry " + shown(name_) + " " + verb + " the archive past max_ratio (" +
+      fail(Errc::integrity, "entry " + detail::quoted(name_) + " " + verb + " the archive past max_ratio (" +
                                 ratio.str() + " times its " + std::to_string(archive_size_) +
                                 " bytes); " + std::string(kLimitAdvice));
     }
@@ -434,7 +405,7 @@ class Extractor {
   void extract_symlink(const std::vector<std::string>& parts, const char* target) {
     const std::string_view text = target != nullptr ? target : "";
     const auto bad = [&](const std::string& reason) {
-      refuse("is a symlink to " + shown(text) + " which " + reason);
+      refuse("is a symlink to " + detail::quoted(text) + " which " + reason);
     };
     if (text.empty()) bad("is empty");
     if (text.front() == '/') bad("is absolute (links must stay inside the archive's folder)");
@@ -467,7 +438,7 @@ class Extractor {
     const std::vector<std::string> target_parts = checked_path(target, "is a hard link to");
     const std::string target_relative = join(target_parts, target_parts.size());
     if (target_parts.empty() || files_.count(target_relative) == 0) {
-      refuse("is a hard link to " + shown(target) +
+      refuse("is a hard link to " + detail::quoted(target) +
              " which is not a file extracted before it from this archive");
     }
     UniqueFd target_folder = open_folder(target_parts, target_parts.size() - 1, false);

@@ -279,27 +279,6 @@ std::string shape_string(std::span<const std::int64_t> shape) {
   return text + ")";
 }
 
-std::string quoted(std::string_view text) {
-  constexpr std::size_t kMaxShown = 80;
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "'";
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (i == kMaxShown) {
-      out += "...";
-      break;
-    }
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\\' || c == '\'') {
-      out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "'";
-}
-
 void byteswap_elements(std::span<std::byte> bytes, std::size_t item_size) noexcept {
   if (item_size < 2) return;
   for (std::size_t at = 0; at + item_size <= bytes.size(); at += item_size) {

@@ -2,6 +2,8 @@
 // that cannot overflow, byte swapping, and message text that stays one line.
 #pragma once
 
+#include "text.hpp"  // quoted(), for names read from files
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -24,11 +26,6 @@ std::optional<std::size_t> element_count(std::span<const std::int64_t> shape,
 
 // "(2, 3)", "(4,)", "()": as NumPy prints shapes.
 std::string shape_string(std::span<const std::int64_t> shape);
-
-// `text` in single quotes, control and non-ASCII bytes escaped as \xNN, at
-// most ~80 characters: names from a hostile file cannot break a message's
-// single line or make it huge.
-std::string quoted(std::string_view text);
 
 // Reverses the bytes of each `item_size`-byte element of `bytes` in place.
 void byteswap_elements(std::span<std::byte> bytes, std::size_t item_size) noexcept;

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <spdlog/spdlog.h>
 #include <sstream>
 
@@ -23,7 +22,6 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr std::string_view kReservedFolder = Cache::kReservedFolder;
-constexpr int kMetadataVersion = 1;
 constexpr int kJournalVersion = 1;
 // A temp folder of another machine untouched for this long is abandoned.
 // (On this machine a dead owner is recognised at once.)
@@ -36,14 +34,6 @@ Error io_error(const std::string& what, const fs::path& path, int error) {
                    "; check that the cache folder is writable or choose another with --cache-dir "
                    "or EARTH2STUDIO_CACHE",
                path.string());
-}
-
-std::string unique_suffix() {
-  static std::atomic<unsigned> counter{0};
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  std::ostringstream out;
-  out << ::getpid() << '.' << counter++ << '.' << std::hex << (rng() & 0xFFFFFFFFu);
-  return out.str();
 }
 
 // Writes `text` to `name` in `folder` through a temp file and rename, so a
@@ -411,7 +401,7 @@ void Cache::record(const CacheEntry& entry) {
   Folder meta_folder = *Folder::open(storage_, fs::path(kReservedFolder) / "meta", /*create=*/true);
   const fs::path meta_file = meta_path(entry.key);
   nlohmann::json meta = {
-      {"format", kMetadataVersion},
+      {"format", Cache::kMetadataFormat},
       {"key", entry.key},
       {"file_path", entry.file_path},
       {"size", entry.size},

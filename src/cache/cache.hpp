@@ -109,6 +109,8 @@ class Cache {
 
   // The folder of the cache's own bookkeeping, relative to storage().
   static constexpr std::string_view kReservedFolder = ".e2s";
+  // The "format" of metadata files this code writes and reads.
+  static constexpr int kMetadataFormat = 1;
 
   // The metadata recorded for `key`, if any (expired or not).
   std::optional<CacheEntry> read_entry(std::string_view key) const;

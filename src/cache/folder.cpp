@@ -4,8 +4,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <random>
+#include <sstream>
 #include <string>
 #include <utility>
 
@@ -28,6 +31,14 @@ Error folder_error(const fs::path& folder, int error) {
 }
 
 }  // namespace
+
+std::string unique_suffix() {
+  static std::atomic<unsigned> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::ostringstream out;
+  out << ::getpid() << '.' << counter++ << '.' << std::hex << (rng() & 0xFFFFFFFFu);
+  return out.str();
+}
 
 std::optional<Folder> Folder::open(const fs::path& storage, const fs::path& relative, bool create) {
   if (create) {

@@ -6,8 +6,13 @@
 
 #include <filesystem>
 #include <optional>
+#include <string>
 
 namespace e2s::detail {
+
+// A suffix for temp names that no other process or thread is using:
+// "<pid>.<counter>.<random hex>".
+std::string unique_suffix();
 
 class Folder {
  public:

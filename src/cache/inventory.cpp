@@ -28,7 +28,6 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr std::string_view kReserved = Cache::kReservedFolder;
-constexpr int kMetadataVersion = 1;
 // Package folders sit a few levels below the root (packages/<name>-<hash>,
 // or where a model put its cache_storage); deeper trees are model data.
 constexpr int kMaxPackageDepth = 16;
@@ -152,7 +151,7 @@ std::optional<StoredFile> parse_metadata(const std::string& text, const std::str
   CacheEntry& entry = file.entry;
   double fetched_at = 0;
   try {
-    if (meta.contains("format") && meta.at("format") != kMetadataVersion) {
+    if (meta.contains("format") && meta.at("format") != Cache::kMetadataFormat) {
       reason = "unknown metadata format " + meta.at("format").dump();
       return std::nullopt;
     }
@@ -381,11 +380,6 @@ void scan_package_folder(const fs::path& cache_root, const fs::path& folder, Inv
               [](const StoredFile& a, const StoredFile& b) { return a.entry.file_path < b.entry.file_path; });
     inventory.packages.push_back(std::move(package));
   }
-}
-
-std::string unique_suffix() {
-  static std::atomic<unsigned> counter{0};
-  return std::to_string(::getpid()) + "." + std::to_string(counter++);
 }
 
 // Removes `name` in `parent` and everything below it, never following a

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "e2s/error.hpp"
+#include "text.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -81,27 +82,6 @@ std::vector<std::string_view> split(std::string_view text, char sep) {
   return parts;
 }
 
-// Messages must stay on one line and be safe to paste into a terminal, so
-// control bytes, quotes and backslashes are escaped C-style.
-std::string printable(std::string_view text) {
-  static constexpr char kHexDigits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (is_control(c)) {
-      const auto byte = static_cast<unsigned char>(c);
-      out += "\\x";
-      out += kHexDigits[byte >> 4];
-      out += kHexDigits[byte & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 std::optional<std::string> try_percent_decode(std::string_view text) {
   std::string out;
@@ -225,7 +205,7 @@ class RootParser {
  public:
   // `uri` is the root as Error::uri() reports it (credentials redacted).
   RootParser(std::string_view raw, std::string uri)
-      : raw_(raw), uri_(std::move(uri)), shown_(printable(uri_)) {}
+      : raw_(raw), uri_(std::move(uri)), shown_(escaped(uri_)) {}
 
   [[noreturn]] void fail(std::string_view detail, std::string_view form = {}) const {
     std::string message = "invalid package root \"" + shown_ + "\": ";
@@ -245,11 +225,11 @@ class RootParser {
     if (path.empty()) return;
     for (std::string_view segment : split(path, '/')) {
       if (segment.empty()) {
-        fail(std::string(what) + " \"" + printable(path) + "\" has an empty segment ('//')",
+        fail(std::string(what) + " \"" + escaped(path) + "\" has an empty segment ('//')",
              form);
       }
       if (is_dot_segment(segment)) {
-        fail(std::string(what) + " \"" + printable(path) +
+        fail(std::string(what) + " \"" + escaped(path) +
                  "\" has a '.' or '..' segment (possibly percent-encoded)",
              form);
       }
@@ -271,7 +251,7 @@ std::filesystem::path normal_absolute(const std::filesystem::path& path, const R
     const std::filesystem::path cwd = std::filesystem::current_path(ec);
     if (ec) {
       throw Error(Errc::io,
-                  "cannot make package root \"" + printable(parser.raw()) +
+                  "cannot make package root \"" + escaped(parser.raw()) +
                       "\" absolute: the current directory is unavailable (" + ec.message() +
                       "); pass an absolute path",
                   std::string(parser.raw()));
@@ -302,7 +282,7 @@ Location parse_file_uri(std::string_view root, std::string_view rest, const Root
     const std::string_view host = rest.substr(0, slash);
     if (!iequals(host, "localhost")) {
       parser.fail("file URIs must be absolute and name no host other than localhost (\"" +
-                      printable(host) +
+                      escaped(host) +
                       "\" given); for a relative folder pass the plain path instead",
                   kFileForm);
     }
@@ -367,14 +347,14 @@ Location parse_http(std::string_view scheme, std::string_view root, std::string_
       if (c == ':') {
         has_colon = true;
       } else if (!is_hex(c) && c != '.') {
-        parser.fail("malformed IPv6 literal \"" + printable(host) + "\"", kHttpForm);
+        parser.fail("malformed IPv6 literal \"" + escaped(host) + "\"", kHttpForm);
       }
     }
-    if (!has_colon) parser.fail("malformed IPv6 literal \"" + printable(host) + "\"", kHttpForm);
+    if (!has_colon) parser.fail("malformed IPv6 literal \"" + escaped(host) + "\"", kHttpForm);
     const std::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
       if (after.front() != ':') {
-        parser.fail("unexpected \"" + printable(after) + "\" after the IPv6 literal", kHttpForm);
+        parser.fail("unexpected \"" + escaped(after) + "\" after the IPv6 literal", kHttpForm);
       }
       has_port = true;
       port_text = after.substr(1);
@@ -388,7 +368,7 @@ Location parse_http(std::string_view scheme, std::string_view root, std::string_
     }
     for (char c : host) {
       if (!is_host_char(c)) {
-        parser.fail("host \"" + printable(host) + "\" contains an invalid character", kHttpForm);
+        parser.fail("host \"" + escaped(host) + "\" contains an invalid character", kHttpForm);
       }
     }
   }
@@ -410,7 +390,7 @@ Location parse_http(std::string_view scheme, std::string_view root, std::string_
       }
     }
     if (!valid || value == 0) {
-      parser.fail("port \"" + printable(port_text) + "\" is not a number from 1 to 65535",
+      parser.fail("port \"" + escaped(port_text) + "\" is not a number from 1 to 65535",
                   kHttpForm);
     }
     // "080" and "80" are one server; one spelling keeps one cache identity.
@@ -453,14 +433,14 @@ void check_hf_segment(std::string_view segment, std::string_view what, const Roo
     if (!is_alnum(c) && c != '.' && c != '_' && c != '-') valid = false;
   }
   if (!valid) {
-    parser.fail(std::string(what) + " \"" + printable(segment) +
+    parser.fail(std::string(what) + " \"" + escaped(segment) +
                     "\" must be 1-96 characters [A-Za-z0-9._-] starting with a letter or digit",
                 kHfForm);
   }
   // The Hub refuses these too ("--" is its own cache-folder separator);
   // failing here saves a round trip that would end in a confusing 404.
   if (segment.find("--") != std::string_view::npos || segment.find("..") != std::string_view::npos) {
-    parser.fail(std::string(what) + " \"" + printable(segment) + "\" may not contain '--' or '..'",
+    parser.fail(std::string(what) + " \"" + escaped(segment) + "\" may not contain '--' or '..'",
                 kHfForm);
   }
 }
@@ -528,7 +508,7 @@ Location parse_hf(std::string_view root, std::string_view rest, const RootParser
 
     std::optional<std::string> revision = try_percent_decode(encoded_revision);
     if (!revision) {
-      parser.fail("malformed percent-escape in revision \"" + printable(encoded_revision) +
+      parser.fail("malformed percent-escape in revision \"" + escaped(encoded_revision) +
                       "\" ('%' must be followed by two hex digits)",
                   kHfForm);
     }
@@ -538,7 +518,7 @@ Location parse_hf(std::string_view root, std::string_view rest, const RootParser
     // the same rule as for any path segment, encoded forms included.
     for (std::string_view part : split(*revision, '/')) {
       if (part.empty() || is_dot_segment(part)) {
-        parser.fail("revision \"" + printable(*revision) +
+        parser.fail("revision \"" + escaped(*revision) +
                         "\" has an empty, '.' or '..' component (possibly percent-encoded)",
                     kHfForm);
       }
@@ -574,7 +554,7 @@ Location parse_ngc(std::string_view root, std::string_view rest, const RootParse
   }
   for (std::string_view part : parts) {
     if (!is_ngc_part(part)) {
-      parser.fail("\"" + printable(part) + "\" is not a valid org, team or model name " +
+      parser.fail("\"" + escaped(part) + "\" is not a valid org, team or model name " +
                       "(1 or more of [A-Za-z0-9_-])",
                   kNgcForm);
     }
@@ -606,7 +586,7 @@ Location parse_ngc(std::string_view root, std::string_view rest, const RootParse
     if (!is_alnum(c) && c != '.' && c != '-' && c != '_') valid_version = false;
   }
   if (!valid_version) {
-    parser.fail("version \"" + printable(version) +
+    parser.fail("version \"" + escaped(version) +
                     "\" must be [A-Za-z0-9.] optionally followed by [A-Za-z0-9._-]",
                 kNgcForm);
   }
@@ -666,7 +646,7 @@ Location parse_bucket(Scheme scheme, std::string_view root, std::string_view res
   const std::string_view bucket = rest.substr(0, slash);
   if (bucket.empty()) parser.fail("missing bucket name", form);
   const std::string problem = bucket_problem(bucket, gcs);
-  if (!problem.empty()) parser.fail("bucket \"" + printable(bucket) + "\" " + problem, form);
+  if (!problem.empty()) parser.fail("bucket \"" + escaped(bucket) + "\" " + problem, form);
 
   Location location;
   location.scheme = scheme;
@@ -728,12 +708,12 @@ Location parse_root(std::string_view root) {
     const std::size_t colon = root.find(':');
     if (colon != std::string_view::npos && is_known_scheme(root.substr(0, colon))) {
       parser.fail("looks like a URI without '//'; write " + lowercase(root.substr(0, colon)) +
-                  "://... (or ./" + printable(root) + " for a local folder)");
+                  "://... (or ./" + escaped(root) + " for a local folder)");
     }
     return parse_local_path(root, parser);
   }
   if (!is_scheme_syntax(scheme_text)) {
-    parser.fail("\"" + printable(scheme_text) + "\" is not a valid URI scheme; expected " +
+    parser.fail("\"" + escaped(scheme_text) + "\" is not a valid URI scheme; expected " +
                 std::string(kSupportedForms));
   }
 
@@ -746,15 +726,15 @@ Location parse_root(std::string_view root) {
   if (scheme == "ngc") return parse_ngc(stripped, rest, parser);
   if (scheme == "s3") return parse_bucket(Scheme::s3, stripped, rest, parser);
   if (scheme == "gs") return parse_bucket(Scheme::gs, stripped, rest, parser);
-  parser.fail("unsupported scheme \"" + printable(scheme_text) + "\"; supported: " +
+  parser.fail("unsupported scheme \"" + escaped(scheme_text) + "\"; supported: " +
               std::string(kSupportedForms));
 }
 
 std::string validate_file_path(std::string_view file_path, std::string_view root) {
   const auto fail = [&](std::string_view reason) {
     throw Error(Errc::invalid_uri,
-                "invalid file path \"" + printable(file_path) + "\" in package root \"" +
-                    printable(root) + "\": " + std::string(reason) + "; " +
+                "invalid file path \"" + escaped(file_path) + "\" in package root \"" +
+                    escaped(root) + "\": " + std::string(reason) + "; " +
                     std::string(kLeaveRoot),
                 std::string(root));
   };
@@ -803,7 +783,7 @@ std::string percent_decode(std::string_view text) {
   std::optional<std::string> decoded = try_percent_decode(text);
   if (!decoded) {
     throw Error(Errc::invalid_uri,
-                "malformed percent-escape in \"" + printable(text) +
+                "malformed percent-escape in \"" + escaped(text) +
                     "\": '%' must be followed by two hex digits (write %25 for a literal '%')",
                 std::string(text));
   }

@@ -129,7 +129,7 @@ TEST(SafeTensors, MissingTensorIsNotFound) {
   const auto error = error_of([&] { file.get("nope"); });
   EXPECT_EQ(error.code(), Errc::not_found);
   EXPECT_TRUE(contains(error.what(), model.string())) << error.what();
-  EXPECT_TRUE(contains(error.what(), "'nope'")) << error.what();
+  EXPECT_TRUE(contains(error.what(), "\"nope\"")) << error.what();
 }
 
 TEST(SafeTensors, EmptyDataAndNoTensors) {
@@ -185,20 +185,20 @@ TEST_F(SafeTensorsHostile, MalformedHeadersNameTheProblem) {
       {"UTF-8", "{\"w\xff\xfe\": {}}"},
       {"not a JSON object", R"([1, 2, 3])"},
       {"not a JSON object", R"("w")"},
-      {"'w' is not described", R"({"w": [1, 2]})"},
-      {"'w' has no dtype", R"({"w": {"shape": [6], "data_offsets": [0, 24]}})"},
-      {"'w' has no dtype", tensor("32", "[6]", "[0, 24]")},
-      {"'w' has no shape", R"({"w": {"dtype": "F32", "data_offsets": [0, 24]}})"},
-      {"'w' has a negative dimension", tensor("\"F32\"", "[-6]", "[0, 24]")},
-      {"'w' has a negative dimension", tensor("\"F32\"", "[-2, -3]", "[0, 24]")},
+      {"\"w\" is not described", R"({"w": [1, 2]})"},
+      {"\"w\" has no dtype", R"({"w": {"shape": [6], "data_offsets": [0, 24]}})"},
+      {"\"w\" has no dtype", tensor("32", "[6]", "[0, 24]")},
+      {"\"w\" has no shape", R"({"w": {"dtype": "F32", "data_offsets": [0, 24]}})"},
+      {"\"w\" has a negative dimension", tensor("\"F32\"", "[-6]", "[0, 24]")},
+      {"\"w\" has a negative dimension", tensor("\"F32\"", "[-2, -3]", "[0, 24]")},
       {"not an integer", tensor("\"F32\"", "[6.0]", "[0, 24]")},
       {"not an integer", tensor("\"F32\"", "[\"6\"]", "[0, 24]")},
       {"too large", tensor("\"F32\"", "[9223372036854775808]", "[0, 24]")},
       {"overflows", tensor("\"F32\"", "[4611686018427387904, 4611686018427387904]", "[0, 24]")},
       {"overflows", tensor("\"U8\"", "[4294967296, 4294967296, 4294967296]", "[0, 24]")},
-      {"'w' has shape (2, 3) of float32 (24 bytes) but data_offsets of 20 bytes",
+      {"\"w\" has shape (2, 3) of float32 (24 bytes) but data_offsets of 20 bytes",
        tensor("\"F32\"", "[2, 3]", "[4, 24]")},
-      {"'w' has shape (7,)", tensor("\"F32\"", "[7]", "[0, 24]")},
+      {"\"w\" has shape (7,)", tensor("\"F32\"", "[7]", "[0, 24]")},
       {"outside", tensor("\"F32\"", "[7]", "[0, 28]")},
       {"outside", tensor("\"F32\"", "[6]", "[24, 0]")},
       {"outside", tensor("\"U8\"", "[1]", "[18446744073709551615, 0]")},
@@ -208,12 +208,12 @@ TEST_F(SafeTensorsHostile, MalformedHeadersNameTheProblem) {
       {"data_offsets [begin, end]", tensor("\"F32\"", "[6]", "\"0-24\"")},
       {"overlaps", R"({"a": {"dtype": "F32", "shape": [6], "data_offsets": [0, 24]},
                        "b": {"dtype": "U8", "shape": [4], "data_offsets": [20, 24]}})"},
-      {"unused bytes before tensor 'b'",
+      {"unused bytes before tensor \"b\"",
        R"({"a": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]},
            "b": {"dtype": "U8", "shape": [4], "data_offsets": [20, 24]}})"},
       {"8 bytes after the last tensor", tensor("\"F32\"", "[4]", "[0, 16]")},
       {"\"__metadata__\" is not an object", R"({"__metadata__": [1]})"},
-      {"\"__metadata__\" value 'n' is not a string", R"({"__metadata__": {"n": 1}})"},
+      {"\"__metadata__\" value \"n\" is not a string", R"({"__metadata__": {"n": 1}})"},
   };
   for (const auto& [what, header] : cases) {
     SCOPED_TRACE(header);
@@ -231,7 +231,7 @@ TEST_F(SafeTensorsHostile, BoolBytesOtherThanZeroOrOne) {
       open_error(safetensors(R"({"mask": {"dtype": "BOOL", "shape": [3], "data_offsets": [0, 3]}})",
                              std::string("\x01\x00\x02", 3)));
   EXPECT_EQ(error.code(), Errc::integrity);
-  EXPECT_TRUE(contains(error.what(), "'mask'")) << error.what();
+  EXPECT_TRUE(contains(error.what(), "\"mask\"")) << error.what();
 }
 
 TEST_F(SafeTensorsHostile, UnsupportedDtypesNameTheTensor) {
@@ -241,7 +241,7 @@ TEST_F(SafeTensorsHostile, UnsupportedDtypesNameTheTensor) {
         R"({"fp8.weight": {"dtype": ")" + dtype + R"(", "shape": [4], "data_offsets": [0, 4]}})",
         "abcd"));
     EXPECT_EQ(error.code(), Errc::unsupported) << error.what();
-    EXPECT_TRUE(contains(error.what(), "'fp8.weight'")) << error.what();
+    EXPECT_TRUE(contains(error.what(), "\"fp8.weight\"")) << error.what();
     EXPECT_TRUE(contains(error.what(), dtype)) << error.what();
   }
 }
@@ -251,7 +251,7 @@ TEST_F(SafeTensorsHostile, NamesFromTheFileCannotBreakTheMessageLine) {
       R"({"evil\nname\u0000": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 0]}})", ""));
   EXPECT_EQ(error.code(), Errc::integrity);
   EXPECT_EQ(std::string(error.what()).find('\n'), std::string::npos) << error.what();
-  EXPECT_TRUE(contains(error.what(), "evil\\x0aname\\x00")) << error.what();
+  EXPECT_TRUE(contains(error.what(), "evil\\x0Aname\\x00")) << error.what();
 }
 
 TEST(SafeTensors, UnreadableFilesAreIoErrors) {
