@@ -69,24 +69,6 @@ void write_atomically(const Folder& folder, const std::string& name, const fs::p
   ::fsync(folder.fd());
 }
 
-// The whole of a small file in `folder`, not following a symlink; nullopt
-// when it cannot be read.
-std::optional<std::string> read_small_file(const Folder& folder, const std::string& name) {
-  int fd = ::openat(folder.fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  std::string text;
-  char block[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, block, sizeof(block));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    text.append(block, static_cast<std::size_t>(n));
-    if (text.size() > (1u << 20)) break;  // metadata is small; a huge file is not ours
-  }
-  ::close(fd);
-  return text;
-}
-
 // Which process owns a temp folder: "<machine>.<pid>.<start time>.<n>".
 // The machine is a hash of the host name, the boot and the pid namespace, so
 // that a pid is only ever compared with pids it can be compared with.
@@ -243,26 +225,45 @@ std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
   std::optional<std::string> text;
   try {
     auto meta_folder = Folder::open(storage_, fs::path(kReservedFolder) / "meta", /*create=*/false);
-    if (meta_folder) text = read_small_file(*meta_folder, meta_path(key).filename().string());
+    if (meta_folder) text = read_small_file(meta_folder->fd(), meta_path(key).filename().string());
   } catch (const Error& error) {
     spdlog::debug("cache metadata unreadable: {}", error.what());  // a miss
   }
   if (!text) return std::nullopt;
-  nlohmann::json meta = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (!meta.is_object() || meta.value("key", "") != key) return std::nullopt;
+  auto entry = parse_metadata(*text);
+  if (!entry || entry->key != key) return std::nullopt;  // damaged or foreign metadata is a miss
+  return entry;
+}
+
+std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* reason) {
+  auto refuse = [reason](const std::string& why) {
+    if (reason) *reason = why;
+    return std::nullopt;
+  };
+  const nlohmann::json meta = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (meta.is_discarded() || !meta.is_object()) return refuse("not a JSON object");
+  CacheEntry entry;
+  double fetched_at = 0;
   try {
-    CacheEntry entry;
+    if (meta.contains("format") && meta.at("format") != Cache::kMetadataFormat) {
+      return refuse("unknown metadata format " + meta.at("format").dump());
+    }
     entry.key = meta.at("key").get<std::string>();
     entry.file_path = meta.at("file_path").get<std::string>();
     entry.size = meta.at("size").get<std::uint64_t>();
     entry.etag = meta.value("etag", "");
     entry.sha256 = meta.value("sha256", "");
     entry.version = meta.value("version", "");
-    entry.fetched_at = from_unix_seconds(meta.at("fetched_at").get<double>());
-    return entry;
+    fetched_at = meta.at("fetched_at").get<double>();
   } catch (const nlohmann::json::exception&) {
-    return std::nullopt;  // damaged metadata is a miss, fetched again
+    return refuse("a field is missing or of the wrong type (key, file_path, size, fetched_at, etag, "
+                  "sha256, version)");
   }
+  // Seconds since 1970 up to the year 5138: anything else is not a time this
+  // cache wrote.
+  if (!(fetched_at >= 0 && fetched_at < 1e11)) return refuse("its fetched_at is not a time");
+  entry.fetched_at = from_unix_seconds(fetched_at);
+  return entry;
 }
 
 std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view file_path) const {

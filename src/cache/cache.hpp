@@ -48,6 +48,11 @@ struct CachedFile {
   bool expired = false;  // older than expiry_time (lookup() never returns these)
 };
 
+// The one reader of the metadata format: the entry a metadata file's text
+// records, or nullopt (and why, in `reason`) when it is not metadata this
+// cache wrote. Does not check the file's name or the entry's paths.
+std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* reason = nullptr);
+
 using Clock = std::function<std::chrono::system_clock::time_point()>;
 
 class Cache {

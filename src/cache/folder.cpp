@@ -40,6 +40,27 @@ std::string unique_suffix() {
   return out.str();
 }
 
+std::optional<std::string> read_small_file(int folder_fd, const std::string& name) {
+  const int fd = ::openat(folder_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string text;
+  char block[8192];
+  for (;;) {
+    const ssize_t n = ::read(fd, block, sizeof(block));
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) break;
+    if (n < 0 || text.size() + static_cast<std::size_t>(n) > (1u << 20)) {
+      const int error = n < 0 ? errno : EFBIG;
+      ::close(fd);
+      errno = error;
+      return std::nullopt;
+    }
+    text.append(block, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return text;
+}
+
 std::optional<Folder> Folder::open(const fs::path& storage, const fs::path& relative, bool create) {
   if (create) {
     std::error_code ec;

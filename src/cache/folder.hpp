@@ -14,6 +14,11 @@ namespace e2s::detail {
 // "<pid>.<counter>.<random hex>".
 std::string unique_suffix();
 
+// The whole of a small file `name` in the folder `folder_fd` (at most 1 MiB:
+// bookkeeping is small, a huge file is not ours), not following a symlink;
+// nullopt, with errno set, when it cannot be read.
+std::optional<std::string> read_small_file(int folder_fd, const std::string& name);
+
 class Folder {
  public:
   // Opens `storage` / `relative` ('/'-separated, no ".." segments), creating

@@ -118,55 +118,14 @@ Error removal_error(const std::string& what, const fs::path& path, const fs::pat
                folder.string());
 }
 
-// The whole of a small file in `fd`, not following a symlink; nullopt (and
-// errno) when it cannot be read.
-std::optional<std::string> read_small_file(int fd, const std::string& name) {
-  Fd file(::openat(fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!file) return std::nullopt;
-  std::string text;
-  char block[8192];
-  for (;;) {
-    const ssize_t n = ::read(file.get(), block, sizeof(block));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    text.append(block, static_cast<std::size_t>(n));
-    if (text.size() > (1u << 20)) {  // metadata is small; a huge file is not ours
-      errno = EFBIG;
-      return std::nullopt;
-    }
-  }
-  return text;
-}
-
 // A metadata record read back, or why it cannot be used.
 std::optional<StoredFile> parse_metadata(const std::string& text, const std::string& name,
                                          std::string& reason) {
-  const nlohmann::json meta = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (meta.is_discarded() || !meta.is_object()) {
-    reason = "not a JSON object";
-    return std::nullopt;
-  }
+  auto parsed = detail::parse_metadata(text, &reason);
+  if (!parsed) return std::nullopt;
   StoredFile file;
-  CacheEntry& entry = file.entry;
-  double fetched_at = 0;
-  try {
-    if (meta.contains("format") && meta.at("format") != Cache::kMetadataFormat) {
-      reason = "unknown metadata format " + meta.at("format").dump();
-      return std::nullopt;
-    }
-    entry.key = meta.at("key").get<std::string>();
-    entry.file_path = meta.at("file_path").get<std::string>();
-    entry.size = meta.at("size").get<std::uint64_t>();
-    entry.etag = meta.value("etag", "");
-    entry.sha256 = meta.value("sha256", "");
-    entry.version = meta.value("version", "");
-    fetched_at = meta.at("fetched_at").get<double>();
-  } catch (const nlohmann::json::exception&) {
-    reason = "a field is missing or of the wrong type (key, file_path, size, fetched_at, etag, sha256, "
-             "version)";
-    return std::nullopt;
-  }
+  file.entry = std::move(*parsed);
+  const CacheEntry& entry = file.entry;
   if (name != sha256_hex(entry.key) + ".json") {
     reason = "its name is not the SHA-256 of its key \"" + entry.key + "\"";
     return std::nullopt;
@@ -183,14 +142,6 @@ std::optional<StoredFile> parse_metadata(const std::string& text, const std::str
     reason = "its file path \"" + path + "\" is not a path inside a package";
     return std::nullopt;
   }
-  // Seconds since 1970 up to the year 5138: anything else is not a time
-  // this cache wrote.
-  if (!(fetched_at >= 0 && fetched_at < 1e11)) {
-    reason = "its fetched_at is not a time";
-    return std::nullopt;
-  }
-  entry.fetched_at = TimePoint(std::chrono::duration_cast<std::chrono::system_clock::duration>(
-      std::chrono::duration<double>(fetched_at)));
   return file;
 }
 
