@@ -27,6 +27,9 @@ constexpr int kJournalVersion = 1;
 // (On this machine a dead owner is recognised at once.)
 constexpr auto kAbandonedAfter = std::chrono::hours(1);
 constexpr std::string_view kReleased = "released";
+// The files of a temp folder.
+constexpr const char* kData = "data";
+constexpr const char* kJournal = "journal.json";
 
 Error io_error(const std::string& what, const fs::path& path, int error) {
   return Error(Errc::io,
@@ -151,6 +154,15 @@ bool abandoned(std::string_view owner_text, const Folder& tmp, const std::string
   return std::chrono::system_clock::now() - modified > kAbandonedAfter;
 }
 
+// Removes the journal of a temp folder, durably. Throws Error(io) when it
+// stays: the caller must then not change the data it describes.
+void forget_journal(const Folder& folder, const fs::path& path) {
+  if (::unlinkat(folder.fd(), kJournal, 0) != 0 && errno != ENOENT) {
+    throw io_error("cannot remove", path / kJournal, errno);
+  }
+  ::fsync(folder.fd());
+}
+
 nlohmann::json journal_json(std::string_view key, const Partial& partial) {
   nlohmann::json written = nlohmann::json::array();
   for (const auto& range : partial.written) written.push_back({range.begin, range.end});
@@ -160,11 +172,11 @@ nlohmann::json journal_json(std::string_view key, const Partial& partial) {
 }
 
 // The journal of a temp folder, when it describes `key` consistently and
-// the data file holds what it claims.
-std::optional<Partial> read_journal(const fs::path& folder, std::string_view key) {
-  std::ifstream in(folder / "journal.json", std::ios::binary);
-  if (!in) return std::nullopt;
-  nlohmann::json journal = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+// the data file (a regular file) holds what it claims.
+std::optional<Partial> read_journal(const Folder& folder, std::string_view key) {
+  const auto text = read_small_file(folder.fd(), kJournal);
+  if (!text) return std::nullopt;
+  nlohmann::json journal = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (!journal.is_object() || journal.value("key", "") != key) return std::nullopt;
   try {
     Partial partial;
@@ -178,9 +190,11 @@ std::optional<Partial> read_journal(const fs::path& folder, std::string_view key
       previous_end = r.end;
       partial.written.push_back(r);
     }
-    std::error_code ec;
-    const auto on_disk = fs::file_size(folder / "data", ec);
-    if (ec || on_disk < previous_end) return std::nullopt;
+    struct stat data {};
+    if (::fstatat(folder.fd(), kData, &data, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(data.st_mode) ||
+        static_cast<std::uint64_t>(data.st_size) < previous_end) {
+      return std::nullopt;
+    }
     return partial;
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
@@ -309,7 +323,7 @@ Cache::Temp Cache::claim_temp(std::string_view key) const {
   Folder tmp = *Folder::open(storage_, tmp_relative, /*create=*/true);
   const std::string prefix = sha256_hex(key) + "-";
   const std::string name = prefix + new_owner();
-  Temp temp{tmp_path / name, tmp_path / name / "data", std::nullopt};
+  Temp temp{tmp_path / name, tmp_path / name / kData, std::nullopt};
 
   // Earlier attempts at this file whose owners are gone: the first one with
   // a usable journal is taken over by rename (atomic, so of two processes
@@ -329,9 +343,17 @@ Cache::Temp Cache::claim_temp(std::string_view key) const {
     if (!claimed) {
       if (::renameat(tmp.fd(), leftover.c_str(), tmp.fd(), name.c_str()) != 0) continue;  // taken
       claimed = true;
-      temp.partial = read_journal(temp.folder, key);
+      auto folder = Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
+      if (folder) temp.partial = read_journal(*folder, key);
       if (temp.partial) {
         spdlog::debug("resuming {} from {} bytes left by an earlier attempt", key, temp.partial->bytes());
+      } else if (folder) {
+        // What no journal describes is of no use, and a journal that does
+        // not match its data must not outlive this moment: the download
+        // about to start preallocates the data file, and the stale journal
+        // would then seem to describe it. Both go before anything is written.
+        forget_journal(*folder, temp.folder);
+        ::unlinkat(folder->fd(), kData, 0);
       }
       continue;
     }
@@ -349,23 +371,22 @@ Cache::Temp Cache::claim_temp(std::string_view key) const {
 }
 
 void Cache::save_journal(const Temp& temp, std::string_view key, const Partial& partial) const {
+  auto folder = Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
+  if (!folder) throw io_error("cannot record download progress in", temp.folder, ENOENT);
+  if (partial.written.empty()) return forget_journal(*folder, temp.folder);
   try {
-    auto folder = Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
-    if (!folder) return;
-    if (partial.written.empty()) {
-      ::unlinkat(folder->fd(), "journal.json", 0);
-      return;
-    }
-    write_atomically(*folder, "journal.json", temp.folder / "journal.json",
-                     journal_json(key, partial).dump() + "\n");
-  } catch (const Error& error) {
-    spdlog::debug("cannot record download progress: {}", error.what());
+    write_atomically(*folder, kJournal, temp.folder / kJournal, journal_json(key, partial).dump() + "\n");
+  } catch (const Error&) {
+    // The old journal may describe bytes about to be replaced: no journal
+    // at all is the safe state (it costs resuming).
+    forget_journal(*folder, temp.folder);
+    throw;
   }
 }
 
 void Cache::release_temp(const Temp& temp) const {
   std::error_code ec;
-  if (!fs::exists(temp.folder / "journal.json", ec)) return drop_temp(temp);  // nothing to resume
+  if (!fs::exists(temp.folder / kJournal, ec)) return drop_temp(temp);  // nothing to resume
   fs::path released = temp.folder;
   const std::string name = temp.folder.filename().string();
   released.replace_filename(name.substr(0, name.find('-') + 1) + std::string(kReleased) + "." +

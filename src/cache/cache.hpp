@@ -97,8 +97,10 @@ class Cache {
   };
   Temp claim_temp(std::string_view key) const;
 
-  // Records which bytes of `temp`'s data are durably written. Best effort: a
-  // failure only costs resuming. An empty `partial` removes the record.
+  // Records which bytes of `temp`'s data are durably written; an empty
+  // `partial` removes the record. When the record cannot be written it is
+  // removed, and Error(io) is thrown; when it cannot be removed either, the
+  // caller must not change the data it describes (Error(io) again).
   void save_journal(const Temp& temp, std::string_view key, const Partial& partial) const;
 
   // After a failure worth resuming (network, timeout): leaves the temp folder

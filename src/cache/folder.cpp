@@ -19,6 +19,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// Bookkeeping is small: a larger file is not ours.
+constexpr std::uint64_t kMaxSmallFile = 1u << 20;
+
 Error folder_error(const fs::path& folder, int error) {
   const bool read_only = error == EROFS || error == EACCES || error == EPERM;
   return Error(Errc::io,
@@ -41,20 +44,27 @@ std::string unique_suffix() {
 }
 
 std::optional<std::string> read_small_file(int folder_fd, const std::string& name) {
-  const int fd = ::openat(folder_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  // Non-blocking: a FIFO planted here must not hold the reader; it is then
+  // refused for not being a regular file.
+  const int fd = ::openat(folder_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
+  auto refuse = [fd](int error) -> std::optional<std::string> {
+    ::close(fd);
+    errno = error;
+    return std::nullopt;
+  };
+  struct stat status {};
+  if (::fstat(fd, &status) != 0) return refuse(errno);
+  if (!S_ISREG(status.st_mode)) return refuse(EINVAL);
+  if (static_cast<std::uint64_t>(status.st_size) > kMaxSmallFile) return refuse(EFBIG);
   std::string text;
   char block[8192];
   for (;;) {
     const ssize_t n = ::read(fd, block, sizeof(block));
     if (n < 0 && errno == EINTR) continue;
     if (n == 0) break;
-    if (n < 0 || text.size() + static_cast<std::size_t>(n) > (1u << 20)) {
-      const int error = n < 0 ? errno : EFBIG;
-      ::close(fd);
-      errno = error;
-      return std::nullopt;
-    }
+    if (n < 0) return refuse(errno);
+    if (text.size() + static_cast<std::size_t>(n) > kMaxSmallFile) return refuse(EFBIG);  // grew meanwhile
     text.append(block, static_cast<std::size_t>(n));
   }
   ::close(fd);

@@ -15,7 +15,8 @@ namespace e2s::detail {
 std::string unique_suffix();
 
 // The whole of a small file `name` in the folder `folder_fd` (at most 1 MiB:
-// bookkeeping is small, a huge file is not ours), not following a symlink;
+// bookkeeping is small, a huge file is not ours), not following a symlink and
+// never waiting: a FIFO, socket or device there is refused (errno EINVAL).
 // nullopt, with errno set, when it cannot be read.
 std::optional<std::string> read_small_file(int folder_fd, const std::string& name);
 

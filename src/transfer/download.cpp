@@ -74,9 +74,10 @@ namespace {
 
 // One stream, resumed at its offset after a cut. With `discovered` set and
 // the size unknown beforehand, a first reply that shows a large file on a
-// server that takes ranges is dropped before its body: the size goes into
-// `discovered` and nullopt comes back, for the parallel path to take over.
-// Continues from the written prefix of `resume` when given.
+// server that takes ranges (and names its version with an ETag) is dropped
+// before its body: the size goes into `discovered` and nullopt comes back,
+// for the parallel path to take over. Continues from the written prefix of
+// `resume` when given.
 std::optional<Downloaded> download_single(const RemoteFile& file,
                                           const std::filesystem::path& temp_path,
                                           const TransferContext& context,
@@ -95,7 +96,7 @@ Downloaded download_fresh(const RemoteFile& file, const std::filesystem::path& t
   const bool parallel = context.max_connections > 1;
   if (parallel && file.size && *file.size >= kMinParallelSize) {
     if (auto done = download_parallel(file, temp_path, context)) return *done;
-    spdlog::debug("{}: the server ignores Range; downloading in one stream", file.uri);
+    spdlog::debug("{}: the server ignores Range or names no version; downloading in one stream", file.uri);
     return *download_single(file, temp_path, context, nullptr, nullptr);
   }
   // Stores that do not know the size up front (plain HTTP saves the HEAD
@@ -111,6 +112,10 @@ Downloaded download_fresh(const RemoteFile& file, const std::filesystem::path& t
   return *download_single(file, temp_path, context, nullptr, nullptr);
 }
 
+// How often a download starts the file over because the server's copy
+// changed under it (another ETag) before it gives up.
+constexpr int kMaxFreshStarts = 3;
+
 }  // namespace
 
 Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
@@ -120,24 +125,31 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
     spdlog::debug("{}: the bytes of an earlier attempt are of another version; starting afresh",
                   file.uri);
   }
-  if (resume != nullptr) {
-    spdlog::debug("{}: resuming with {} of {} bytes already on disk", file.uri, resume->bytes(),
-                  resume->size);
-    if (!resume_in_parallel(*resume, context)) {
-      return *download_single(file, temp_path, context, nullptr, resume);
-    }
-    RemoteFile sized = file;
-    sized.size = resume->size;
+  for (int fresh_starts = 0;; ++fresh_starts) {
     try {
+      if (resume == nullptr) return download_fresh(file, temp_path, context);
+      spdlog::debug("{}: resuming with {} of {} bytes already on disk", file.uri, resume->bytes(),
+                    resume->size);
+      if (!resume_in_parallel(*resume, context)) {
+        return *download_single(file, temp_path, context, nullptr, resume);
+      }
+      RemoteFile sized = file;
+      sized.size = resume->size;
       if (auto done = download_parallel(sized, temp_path, context, resume)) return *done;
-    } catch (const StaleResume&) {
-      spdlog::debug("{}: the file changed on the server since the earlier attempt; starting afresh",
+      return *download_single(file, temp_path, context, nullptr, nullptr);
+    } catch (const VersionChanged&) {
+      if (fresh_starts + 1 >= kMaxFreshStarts) {
+        throw Error(Errc::network,
+                    "the server's copy of " + file.uri +
+                        " kept changing while it downloaded (another ETag, or none, in each reply); "
+                        "try again later",
                     file.uri);
+      }
+      spdlog::debug("{}: the file changed on the server since its first bytes arrived; starting afresh",
+                    file.uri);
+      resume = nullptr;
     }
   }
-  // The bytes on disk are about to be replaced: their description goes first.
-  if (context.resume && context.checkpoint) context.checkpoint(Partial{});
-  return download_fresh(file, temp_path, context);
 }
 
 namespace {
@@ -151,15 +163,21 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   // server vouches for the bytes on disk before they are committed.
   const std::uint64_t resumed =
       resume ? std::min(resume->prefix(), resume->size > 0 ? resume->size - 1 : 0) : 0;
-  File out(::open(temp_path.c_str(), O_RDWR | O_CREAT | (resumed > 0 ? 0 : O_TRUNC) | O_CLOEXEC, 0644));
-  if (out.get() < 0) throw write_error(temp_path, file.uri, errno);
+  Checkpointer checkpointer(context);
+  if (resumed > 0) {
+    // The journal may describe more than the prefix (ranges of a parallel
+    // attempt): it is cut down to the prefix before the data file is.
+    checkpointer.replace(Partial{resume->size, resume->etag, resume->served_etag, {{0, resumed}}});
+  }
+  File out(open_output(temp_path, file.uri, /*keep=*/resumed > 0, checkpointer));
 
   StreamHashes hashes(file);
   std::uint64_t written = 0;
   std::optional<std::uint64_t> total = file.size;
   // The ETag of the server that sent the bytes on disk: a resumed range must
-  // come from the same version. The store's own ETag (file.etag) may name the
-  // file differently (the Hub's sha256 vs. its CDN's ETag), so it is kept apart.
+  // come from the same version, and bytes that came without one cannot be
+  // continued at all. The store's own ETag (file.etag) may name the file
+  // differently (the Hub's sha256 vs. its CDN's ETag), so it is kept apart.
   std::string served_etag;
   // Bytes of an earlier attempt that no reply has vouched for yet.
   bool unconfirmed = false;
@@ -167,10 +185,19 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   std::string rejection;               // why the last response was refused, if it was
   int attempts = 0;
 
+  auto snapshot = [&] {
+    Partial partial{total.value_or(0), file.etag, served_etag, {}};
+    // Bytes not yet vouched for are still those the journal described.
+    if (written > 0 && !served_etag.empty()) partial.written.push_back({0, written});
+    return partial;
+  };
+  // Drops every byte on disk: the journal first, then the data.
   auto restart = [&] {
+    checkpointer.replace(Partial{});
     hashes.reset();
     written = 0;
     total = file.size;
+    served_etag.clear();
     unconfirmed = false;
     if (::ftruncate(out.get(), 0) != 0 || ::lseek(out.get(), 0, SEEK_SET) != 0) {
       local_failure = write_error(temp_path, file.uri, errno);
@@ -192,12 +219,6 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   }
 
   if (context.progress && written > 0) context.progress(written, total);
-  Checkpointer checkpointer(context, out.get());
-  auto snapshot = [&] {
-    Partial partial{total.value_or(0), file.etag, served_etag, {}};
-    if (written > 0 && !unconfirmed) partial.written.push_back({0, written});
-    return partial;
-  };
 
   // Decides, once the response headers are in, whether the body continues what
   // is on disk or replaces it.
@@ -207,25 +228,26 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
     if (response.status == 206) {
       auto start = content_range_start(response.header("content-range"));
       announced = content_range_total(response.header("content-range"));
-      // Bytes from an earlier attempt need the server's word that they are
-      // of this file: the same ETag (a missing one is not the same) and size.
-      const bool changed =
-          !served_etag.empty() && response_etag != served_etag &&
-          (!response_etag.empty() || unconfirmed);
-      const bool resized = unconfirmed && announced != total;
-      if (!asked_range || start != written || changed || resized) {
-        // A range we did not ask for, or the file changed since the part on
-        // disk was written: nothing here can be stitched together safely.
-        rejection = changed || resized ? "the file changed on the server since the bytes on disk were written"
-                                       : "the server answered a byte range that was not asked for";
+      // Bytes already on disk need the server's word that they are of this
+      // file: the same ETag (a missing one, on either side, is not the same)
+      // and, for an earlier attempt's bytes, the same size.
+      // A range we did not ask for, or the file changed since the part on
+      // disk was written: nothing here can be stitched together safely.
+      if (!asked_range || start != written) {
+        rejection = "the server answered a byte range that was not asked for";
+        return false;
+      }
+      if (response_etag.empty() || response_etag != served_etag || (unconfirmed && announced != total)) {
+        rejection = "the file changed on the server since the bytes on disk were written";
         return false;
       }
       unconfirmed = false;
     } else {
       if (asked_range && !restart()) return false;  // server ignored Range: start over
+      served_etag = response_etag;  // every byte on disk comes from this reply
       announced = content_length(response);
       if (discovered && !asked_range && announced && *announced >= kMinParallelSize &&
-          response.header("accept-ranges") == "bytes") {
+          response.header("accept-ranges") == "bytes" && !response_etag.empty()) {
         *discovered = announced;
         return false;
       }
@@ -242,13 +264,19 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
       }
       total = announced;
     }
-    if (!response_etag.empty()) served_etag = response_etag;
     return true;
   };
 
   http::Request current = file.request;  // replaced when an expired URL is renewed
   auto attempt_once = [&]() -> http::Result {
     ++attempts;
+    // Bytes that came without an ETag cannot be continued: no reply could
+    // vouch that the rest is of the same version.
+    if (written > 0 && served_etag.empty() && !restart()) {
+      http::Result failed;
+      failed.transport = http::Transport::aborted;
+      return failed;
+    }
     http::Request request = current;
     const bool asked_range = written > 0;
     if (asked_range) {
@@ -304,9 +332,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
 
   if (local_failure) throw *local_failure;
   if (discovered && discovered->has_value()) return std::nullopt;
-  const bool success = result.transport == http::Transport::ok && result.response.status >= 200 &&
-                       result.response.status < 300;
-  if (!success) {
+  if (!is_success(result)) {
     checkpointer.save(snapshot, /*force=*/true);  // what arrived stays usable for a later attempt
     throw context.error_for ? context.error_for(result, attempts)
                             : http_error(result, file.uri, attempts);

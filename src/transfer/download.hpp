@@ -68,7 +68,10 @@ struct TransferContext {
   std::optional<Partial> resume{};
   // Receives, about once a second and when a download fails, the bytes that
   // are durably in the temp file (fdatasync comes first), so that a killed or
-  // failed download can be resumed. Called from a download thread. Optional.
+  // failed download can be resumed; an empty Partial when the temp file is
+  // about to start over. Must record it durably, or remove the record and
+  // throw Error(io) when neither is possible. Called from a download thread.
+  // Optional.
   std::function<void(const Partial&)> checkpoint{};
 };
 
@@ -91,17 +94,19 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
                          const TransferContext& context);
 
 // The parallel half of download_file: nullopt, having written nothing that
-// matters, when the server answers a range request with the whole file (200).
-// Continues `resume` when given; throws StaleResume when the server's reply
-// shows that the file changed since those bytes were written.
+// matters, when the server answers a range request with the whole file (200)
+// or names no version of it (no ETag: its parts could not be told apart from
+// another version's). Continues `resume` when given; throws VersionChanged
+// when a reply shows that the file changed since bytes on disk were written.
 std::optional<Downloaded> download_parallel(const RemoteFile& file,
                                             const std::filesystem::path& temp_path,
                                             const TransferContext& context,
                                             const Partial* resume = nullptr);
 
-// Thrown by download_parallel when the bytes to resume from are of another
-// version of the file; download_file then starts afresh.
-struct StaleResume {};
+// Thrown by download_parallel when bytes on disk (resumed, or parts of this
+// download) are of another version of the file than a later reply; the
+// file then starts afresh.
+struct VersionChanged {};
 
 // Unquoted entity tag: strips a weak prefix W/ and surrounding quotes.
 std::string unquote_etag(std::string_view etag);

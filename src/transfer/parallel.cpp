@@ -160,15 +160,14 @@ class ParallelDownload {
               resume),
         hashes_(file),
         resume_(resume),
+        checkpointer_(context),
         request_(file.request) {
     if (resume_ != nullptr) served_etag_ = resume_->served_etag;
   }
 
   std::optional<Downloaded> run() {
-    File out(::open(temp_path_.c_str(), O_RDWR | O_CREAT | (resume_ ? 0 : O_TRUNC) | O_CLOEXEC, 0644));
-    if (out.get() < 0) throw write_error(temp_path_, file_.uri, errno);
+    File out(open_output(temp_path_, file_.uri, /*keep=*/resume_ != nullptr, checkpointer_));
     fd_ = out.get();
-    checkpointer_.emplace(context_, fd_);
     if (resume_ != nullptr) {
       received_.store(resume_->bytes());
       if (context_.progress) context_.progress(received_.load(), size_);
@@ -187,11 +186,11 @@ class ParallelDownload {
     wake_hasher();
     hasher.join();
 
-    if (stale_resume_.load()) throw StaleResume{};
+    if (version_changed_.load()) throw VersionChanged{};
     if (support_ == RangeSupport::no) return std::nullopt;
     if (failure_) {
       // What arrived stays usable for a later attempt.
-      checkpointer_->save([this] { return snapshot(); }, /*force=*/true);
+      checkpointer_.save([this] { return snapshot(); }, /*force=*/true);
       throw *failure_;
     }
     if (hashed_ != size_) {
@@ -305,7 +304,7 @@ class ParallelDownload {
     http::Result result = context_.client->perform(request, [&](const char* data, std::size_t size) {
       return write(part, data, size);
     });
-    if (stale_resume_.load()) {
+    if (version_changed_.load()) {
       result.transport = http::Transport::aborted;  // final: the download starts afresh
       return result;
     }
@@ -336,26 +335,35 @@ class ParallelDownload {
       rejection = "the server answered a byte range that was not asked for (" + range + ")";
       return false;
     }
+    // Every part must come from the version of the bytes already on disk:
+    // the same ETag, and a missing one is never the same. The first reply of
+    // a fresh download names that version; without an ETag, parts of two
+    // versions could not be told apart, so the file goes as one stream.
     const std::string etag = unquote_etag(response.header("etag"));
+    enum class Verdict { same, unnamed, changed } verdict = Verdict::same;
     {
       std::lock_guard lock(mutex_);
-      if (resume_ != nullptr && !resume_confirmed_) {
-        // Bytes from an earlier attempt need the server's word that they are
-        // of this file: the same ETag (a missing one is not the same).
-        if (etag != served_etag_) {
-          stale_resume_.store(true);
-          rejection = "the file changed on the server since the bytes on disk were written";
-          stop_.store(true);
-          support_known_.notify_all();
-          return false;
+      if (served_etag_.empty()) {
+        if (etag.empty()) {
+          verdict = Verdict::unnamed;
+        } else {
+          served_etag_ = etag;
         }
-        resume_confirmed_ = true;
+      } else if (etag != served_etag_) {
+        verdict = Verdict::changed;
+        version_changed_.store(true);
       }
-      if (served_etag_.empty()) served_etag_ = etag;
-      if (!etag.empty() && etag != served_etag_) {
-        rejection = "the file changed on the server during the download";
-        return false;
-      }
+    }
+    if (verdict == Verdict::unnamed) {
+      rejection = "the server names no version of the file (no ETag)";
+      if (probe) set_support(RangeSupport::no);
+      return false;
+    }
+    if (verdict == Verdict::changed) {
+      rejection = "the file changed on the server since the bytes on disk were written";
+      stop_.store(true);
+      support_known_.notify_all();
+      return false;
     }
     if (probe) set_support(RangeSupport::yes);
     return true;
@@ -427,7 +435,7 @@ class ParallelDownload {
         hashed_ += static_cast<std::uint64_t>(n);
       }
       if (hashed_ >= size_ || stopped()) return;
-      checkpointer_->save([this] { return snapshot(); });
+      checkpointer_.save([this] { return snapshot(); });
       std::unique_lock lock(hash_mutex_);
       if (finished_.load() && plan_.written_until(hashed_) == hashed_) return;
       hash_wake_.wait_for(lock, std::chrono::milliseconds(20));
@@ -448,15 +456,14 @@ class ParallelDownload {
   StreamHashes hashes_;
   const Partial* resume_;
   int fd_ = -1;
-  std::optional<Checkpointer> checkpointer_;
+  Checkpointer checkpointer_;
 
   std::mutex mutex_;  // guards failure_, served_etag_ and changes of support_
   std::condition_variable support_known_;
   std::atomic<RangeSupport> support_{RangeSupport::unknown};
   std::optional<Error> failure_;
-  std::string served_etag_;
-  bool resume_confirmed_ = false;  // a reply vouched for the resumed bytes
-  std::atomic<bool> stale_resume_{false};  // a reply showed they are of another version
+  std::string served_etag_;  // the version of the bytes on disk; "" until a reply names it
+  std::atomic<bool> version_changed_{false};  // a reply showed they are of another version
   std::atomic<bool> stop_{false};
 
   std::mutex request_mutex_;  // guards request_, renewals_

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,6 +17,8 @@
 #include <semaphore>
 #include <string>
 #include <vector>
+
+#include <spdlog/spdlog.h>
 
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
@@ -156,13 +159,21 @@ class SlotGuard {
 
 // Records a download's progress for resuming: the bytes are made durable
 // (fdatasync) before they are described, so a checkpoint never claims bytes
-// that a crash of the machine could still lose.
+// that a crash of the machine could still lose. The other half of the rule,
+// that a journal never describes bytes that are gone, is kept by the callers:
+// before the data file shrinks or starts over, replace() records what will
+// still be there.
 class Checkpointer {
  public:
-  Checkpointer(const TransferContext& context, int fd) : checkpoint_(context.checkpoint), fd_(fd) {}
+  explicit Checkpointer(const TransferContext& context) : checkpoint_(context.checkpoint) {}
+
+  // The data file whose bytes save() makes durable before describing them.
+  void attach(int fd) { fd_.store(fd); }
 
   // Saves `snapshot()` when the last save is older than kCheckpointInterval,
   // or always with `force`. Thread-safe; a save in progress is not waited for.
+  // Best effort: a journal that cannot be updated still describes bytes that
+  // are on disk (they only ever grow between replace() calls).
   void save(const std::function<Partial()>& snapshot, bool force = false) {
     if (!checkpoint_) return;
     const auto now = std::chrono::steady_clock::now();
@@ -175,13 +186,27 @@ class Checkpointer {
     }
     last_.store(now);
     Partial partial = snapshot();
-    if (::fdatasync(fd_) != 0) return;  // nothing durable to describe
+    if (::fdatasync(fd_.load()) != 0) return;  // nothing durable to describe
+    try {
+      checkpoint_(partial);
+    } catch (const Error& error) {
+      spdlog::debug("cannot record download progress: {}", error.what());
+    }
+  }
+
+  // Records `partial` now, before the data file loses bytes the current
+  // journal describes (a truncation, a fresh start). Throws Error(io) when
+  // it cannot be recorded: then the data file must not be touched.
+  void replace(const Partial& partial) {
+    if (!checkpoint_) return;
+    std::lock_guard lock(mutex_);
+    last_.store(std::chrono::steady_clock::now());
     checkpoint_(partial);
   }
 
  private:
   const std::function<void(const Partial&)>& checkpoint_;
-  int fd_;
+  std::atomic<int> fd_{-1};
   std::mutex mutex_;
   std::atomic<std::chrono::steady_clock::time_point> last_{std::chrono::steady_clock::now()};
 };
@@ -197,6 +222,28 @@ inline const Partial* usable_resume(const RemoteFile& file, const std::optional<
     if (range.begin >= range.end || range.end > resume->size) return nullptr;
   }
   return &*resume;
+}
+
+// Opens the temp file a download writes. Unless `keep` (a resume), what it
+// held goes: its journal first (see Checkpointer::replace), then its bytes.
+// Only a regular file is written: anything else planted there (a FIFO) is
+// an io error, not a wait.
+inline int open_output(const std::filesystem::path& temp_path, const std::string& uri, bool keep,
+                       Checkpointer& checkpointer) {
+  if (!keep) checkpointer.replace(Partial{});
+  const int fd = ::open(temp_path.c_str(),
+                        O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | (keep ? 0 : O_TRUNC), 0644);
+  if (fd < 0) throw write_error(temp_path, uri, errno);
+  struct stat status {};
+  if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+    ::close(fd);
+    throw Error(Errc::io,
+                "cannot write " + temp_path.string() + " while downloading " + uri +
+                    ": it is not a regular file; remove it, or choose another cache folder with --cache-dir",
+                uri);
+  }
+  checkpointer.attach(fd);
+  return fd;
 }
 
 // Feeds `hashes` with the first `length` bytes of `fd` (an earlier attempt's

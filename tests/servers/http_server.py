@@ -65,6 +65,18 @@ Fault kinds:
                 the fault announces size+N as well.
   corrupt       one byte in the middle of the body is flipped; size and ETag
                 headers are unchanged.
+  serve         answered as usual: only the modifiers below apply.
+  announce      {"content_length": N} a 200 whose Content-Length says N (with
+                Accept-Ranges), then the file's real bytes and a close: a
+                server lying about a huge size.
+
+Modifiers:
+  "headers": {...}          header overrides for this response only, as
+                            /_headers does for every response (a null value
+                            removes the header); on every kind.
+  "source": "a/other.bin"   the bytes (ETag and size too) of that file under
+                            --root instead of the requested one: a new version
+                            served under the same name (this script only).
 """
 
 import argparse
@@ -84,7 +96,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 CHUNK = 64 * 1024
 CONTROL_PATHS = ("/_stats", "/_reset", "/_fault", "/_headers")
 FAULT_KINDS = ("status", "cut", "short", "trickle", "stall", "redirect", "ignore_range",
-               "wrong_range", "long", "corrupt")
+               "wrong_range", "long", "corrupt", "serve", "announce")
 
 
 class State:
@@ -292,6 +304,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def dispatch_counted(self, method):
         self.method = method
+        self.fault = None
         self.status_sent = None
         self.entry = None
         target = urllib.parse.urlsplit(self.path)
@@ -346,9 +359,11 @@ class Handler(BaseHTTPRequestHandler):
             self.state.body_bytes += size
 
     def start(self, status, headers):
-        """Sends the status line and headers, applying per-path extras."""
+        """Sends the status line and headers, applying per-path extras, then
+        the "headers" of the fault this response answers."""
         with self.state.lock:
             extra = dict(self.state.extra_headers.get(self.decoded_path, {}))
+        extra.update((getattr(self, "fault", None) or {}).get("headers") or {})
         merged = {}
         lower_names = {}
         for name, value in list(headers) + list(extra.items()):
@@ -449,9 +464,11 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---- files ----------------------------------------------------------
 
-    def locate(self):
-        """The file for the request path, or None (missing, directory, outside root)."""
-        relative = self.decoded_path.lstrip("/")
+    def locate(self, relative=None):
+        """The file for the request path (or `relative`), or None (missing,
+        directory, outside root)."""
+        if relative is None:
+            relative = self.decoded_path.lstrip("/")
         if "\0" in relative:
             return None
         candidate = os.path.realpath(os.path.join(self.state.root, relative))
@@ -482,12 +499,12 @@ class Handler(BaseHTTPRequestHandler):
         return False
 
     def serve_file(self):
-        fault = self.state.take_fault(self.decoded_path, self.method)
+        fault = self.fault = self.state.take_fault(self.decoded_path, self.method)
         kind = fault["kind"] if fault else None
         if self.answer_fault(fault):
             return
 
-        path = self.locate()
+        path = self.locate(fault.get("source") if fault else None)
         if path is None:
             self.simple(404, b"not found\n")
             return
@@ -501,6 +518,14 @@ class Handler(BaseHTTPRequestHandler):
         inm = self.headers.get("If-None-Match")
         if inm is not None and etag_matches(inm, etag):
             self.start(304, common)
+            return
+        if kind == "announce":
+            self.start(200, [("Content-Type", "application/octet-stream"),
+                             ("Content-Length", str(int(fault["content_length"])))] + common)
+            if self.method != "HEAD":
+                self.send_body(path, 0, size, None)
+                self.wfile.flush()
+            self.close_connection = True
             return
 
         wanted = parse_range(self.headers.get("Range"), size)

@@ -1,7 +1,13 @@
 #include "transfer/download.hpp"
 
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <csignal>
+
 #include <gtest/gtest.h>
 
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -10,6 +16,7 @@ namespace e2s::detail {
 namespace {
 
 namespace fs = std::filesystem;
+using test::error_of;
 using test::TempDir;
 using test::TestServer;
 
@@ -155,14 +162,35 @@ TEST_F(DownloadTest, FileChangedOnTheServerBeforeAResumeIsNotStitched) {
 TEST_F(DownloadTest, DiskFullIsAnIoErrorAndNotRetried) {
   Retrier retrier(retry_options_);
   TransferContext context{&client_, &retrier, {}, {}};
+  // A file-size limit below the file's size: writes fail with EFBIG, as a
+  // full disk fails them with ENOSPC.
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = bytes_.size() / 2;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   try {
-    download_file(remote(), "/dev/full", context);
-    FAIL() << "expected io error";
+    download_file(remote(), out_.path() / "f.part", context);
+    ADD_FAILURE() << "expected io error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::io);
     EXPECT_NE(std::string(e.what()).find("free disk space"), std::string::npos) << e.what();
   }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  std::signal(SIGXFSZ, old_handler);
   EXPECT_EQ(server_.count("GET", "/f.bin"), 1u);
+}
+
+TEST_F(DownloadTest, ATempPathThatIsNoRegularFileIsRefusedBeforeAnyRequest) {
+  Retrier retrier(retry_options_);
+  TransferContext context{&client_, &retrier, {}, {}};
+  const fs::path fifo = out_.path() / "f.part";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const Error e = error_of([&] { download_file(remote(), fifo, context); });
+  EXPECT_EQ(e.code(), Errc::io);
+  EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+  EXPECT_EQ(server_.count("GET", "/f.bin"), 0u);
 }
 
 TEST(UnquoteEtag, StripsWeakPrefixAndQuotes) {
