@@ -25,7 +25,7 @@ namespace {
 
 struct GlobalOptions {
   std::string cache_dir;
-  long timeout_seconds = 0;
+  double timeout_seconds = 0;
   bool quiet = false;
   bool verbose = false;
   int connections = 0;
@@ -45,7 +45,9 @@ void configure_logging(const GlobalOptions& global) {
 
 e2s::PackageOptions package_options(const GlobalOptions& global, e2s::cli::ProgressBar& bar) {
   e2s::PackageOptions options;
-  if (global.timeout_seconds > 0) options.timeout = std::chrono::seconds(global.timeout_seconds);
+  if (global.timeout_seconds > 0) {
+    options.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(global.timeout_seconds * 1000));
+  }
   if (global.connections > 0) options.max_connections = global.connections;
   if (global.offline) options.offline = true;  // else the environment decides
   options.refresh = global.refresh;
@@ -166,9 +168,22 @@ int main(int argc, char** argv) {
   app.add_option("--cache-dir", global.cache_dir,
                  "Cache root (overrides EARTH2STUDIO_MODEL_CACHE / EARTH2STUDIO_CACHE)");
   app.add_option("--timeout", global.timeout_seconds,
-                 "Overall limit of one file transfer in seconds (default: "
-                 "EARTH2STUDIO_PACKAGE_TIMEOUT or 300)")
-      ->check(CLI::PositiveNumber);
+                 "Give up on a file after SECONDS without progress, retries and their pauses counted "
+                 "(default: EARTH2STUDIO_PACKAGE_TIMEOUT or 300). A connection that receives "
+                 "nothing, or less than 1 KiB/s, for min(SECONDS, 30) is cut and resumed; a "
+                 "Retry-After longer than the time left ends the transfer at once")
+      ->type_name("SECONDS")
+      ->check(CLI::Validator(
+          [](const std::string& text) -> std::string {
+            try {
+              std::size_t used = 0;
+              const double value = std::stod(text, &used);
+              if (used == text.size() && value >= 0.001 && value <= 1e7) return {};
+            } catch (const std::exception&) {
+            }
+            return "expected seconds from 0.001 to 10000000, got \"" + text + "\"";
+          },
+          ""));
   app.add_option("--connections", global.connections,
                  "Parallel connections per download and across files (1-16, default 16)")
       ->check(CLI::Range(1, 16));

@@ -4,10 +4,10 @@
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
-#include <fstream>
 #include <map>
-#include <iterator>
+#include <sstream>
 
+#include "cache/folder.hpp"
 #include "e2s/package.hpp"
 
 namespace e2s {
@@ -103,10 +103,9 @@ HfSettings hf_settings() {
   if (auto path = env_value("HF_TOKEN_PATH")) file = *path;
   else if (auto home = hf_home(); !home.empty()) file = home / "token";
   if (file.empty()) return settings;
-  std::ifstream in(file);
-  if (!in) return settings;
-  std::string token((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  settings.token = strip_token(std::move(token));
+  auto token = read_small_file(file);  // never waits on a FIFO, never reads a huge file
+  if (!token) return settings;
+  settings.token = strip_token(std::move(*token));
   settings.token_source = settings.token.empty() ? "" : "the token file " + file.string();
   return settings;
 }
@@ -137,7 +136,7 @@ using IniSection = std::map<std::string, std::string>;
 // comments); empty when the file or the section is missing.
 IniSection read_ini_section(const std::filesystem::path& file, const std::string& section) {
   IniSection values;
-  std::ifstream in(file);
+  std::istringstream in(read_small_file(file).value_or(""));
   std::string line;
   bool inside = false;
   auto trim = [](std::string text) {

@@ -2,8 +2,6 @@
 
 #include <utility>
 
-#include "text.hpp"
-
 namespace e2s {
 
 std::string_view to_string(Errc code) noexcept {
@@ -45,31 +43,3 @@ Error::Error(Errc code, std::string message, std::string uri, int http_status)
       http_status_(http_status) {}
 
 }  // namespace e2s
-
-namespace e2s::detail {
-
-std::string escaped(std::string_view text) {
-  static constexpr char kHexDigits[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size());
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (byte < 0x20 || byte == 0x7F) {
-      out += "\\x";
-      out += kHexDigits[byte >> 4];
-      out += kHexDigits[byte & 0xF];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-std::string quoted(std::string_view text, std::size_t limit) {
-  return "\"" + escaped(text.substr(0, limit)) + (text.size() > limit ? "..." : "") + "\"";
-}
-
-}  // namespace e2s::detail

@@ -87,11 +87,12 @@ struct Package::Impl {
     std::lock_guard lock(store_mutex);
     if (!store_) {
       detail::http::ClientOptions client_options;
-      client_options.timeout = options.timeout;
-      client_options.stall_timeout = options.stall_timeout;
+      client_options.stall_window = options.stall_timeout;
+      client_options.min_rate = options.min_rate;
       client_options.ca_bundle = options.ca_bundle;
       client = std::make_unique<detail::http::Client>(client_options);
-      retrier = std::make_unique<detail::Retrier>(options.retry);
+      retrier = std::make_unique<detail::Retrier>(options.retry,
+                                                  detail::RetryBudget{options.timeout, options.min_rate});
       store_ = detail::make_store(location, {client.get(), retrier.get()});
     }
     return *store_;

@@ -31,14 +31,19 @@ struct CacheOptions {
   std::chrono::seconds expiry_time{31622400};
 };
 
-// How failed requests are retried (connection errors, 408, 429, 5xx).
+// How failed requests are retried (connection errors, stalls, 408, 429, 5xx).
+// How long is bounded by PackageOptions::timeout; this sets the pace.
 struct RetryOptions {
-  // Attempts per request, the first included. Default: 5.
+  // Attempts in a row without progress, the first included: an attempt that
+  // brought new bytes (at PackageOptions::min_rate) starts the count again.
+  // Default: 5.
   int max_attempts = 5;
   // Backoff before the first retry; doubles each time, with full jitter.
   // Default: 500 ms.
   std::chrono::milliseconds initial_backoff{500};
-  // Upper bound of one backoff, and of an honoured Retry-After. Default: 30 s.
+  // Upper bound of one backoff of ours. A server's Retry-After is waited in
+  // full when the timeout allows it, else the transfer gives up at once.
+  // Default: 30 s.
   std::chrono::milliseconds max_backoff{30000};
 };
 
@@ -58,11 +63,21 @@ struct PackageOptions {
   // in place). Default: on for remote roots.
   std::optional<bool> cache;
   CacheOptions cache_options;
-  // Overall limit of one file transfer. Default: Package::default_timeout().
-  std::chrono::seconds timeout{0};
-  // Abort a transfer that received no byte for this long. Default: 30 s, or
+  // The longest a file (or a listing) may go without progress, its retries
+  // and the pauses between them (Retry-After included) counted; then it
+  // fails with Errc::timeout or Errc::network. Progress is new bytes at
+  // min_rate. A transfer that keeps progressing is never cut short.
+  // Default: Package::default_timeout().
+  std::chrono::milliseconds timeout{0};
+  // A connection that receives nothing for this long, or less than min_rate
+  // over a window this long (connecting and the wait for the first byte
+  // included), is cut and retried from where it stopped. Default: 30 s, or
   // `timeout` when that is shorter.
-  std::chrono::seconds stall_timeout{30};
+  std::chrono::milliseconds stall_timeout{30000};
+  // Bytes a second a connection must at least receive (see stall_timeout);
+  // 0 checks only for silence. On links slower than about 16 KiB/s, use
+  // fewer connections (max_connections) or lower this. Default: 1024.
+  std::uint64_t min_rate = 1024;
   // Read size for open() and streaming. Default: Package::default_blocksize().
   std::size_t block_size = 0;
   RetryOptions retry;

@@ -43,10 +43,12 @@ std::string unique_suffix() {
   return out.str();
 }
 
-std::optional<std::string> read_small_file(int folder_fd, const std::string& name) {
+namespace {
+
+std::optional<std::string> read_small(int folder_fd, const char* name, int flags) {
   // Non-blocking: a FIFO planted here must not hold the reader; it is then
   // refused for not being a regular file.
-  const int fd = ::openat(folder_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  const int fd = ::openat(folder_fd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | flags);
   if (fd < 0) return std::nullopt;
   auto refuse = [fd](int error) -> std::optional<std::string> {
     ::close(fd);
@@ -69,6 +71,16 @@ std::optional<std::string> read_small_file(int folder_fd, const std::string& nam
   }
   ::close(fd);
   return text;
+}
+
+}  // namespace
+
+std::optional<std::string> read_small_file(int folder_fd, const std::string& name) {
+  return read_small(folder_fd, name.c_str(), O_NOFOLLOW);
+}
+
+std::optional<std::string> read_small_file(const fs::path& path) {
+  return read_small(AT_FDCWD, path.c_str(), 0);
 }
 
 std::optional<Folder> Folder::open(const fs::path& storage, const fs::path& relative, bool create) {

@@ -19,6 +19,9 @@ std::string unique_suffix();
 // never waiting: a FIFO, socket or device there is refused (errno EINVAL).
 // nullopt, with errno set, when it cannot be read.
 std::optional<std::string> read_small_file(int folder_fd, const std::string& name);
+// The same for a file the user names (a token or credentials file), which
+// may be a symlink.
+std::optional<std::string> read_small_file(const std::filesystem::path& path);
 
 class Folder {
  public:

@@ -145,6 +145,13 @@ std::optional<StoredFile> parse_metadata(const std::string& text, const std::str
   return file;
 }
 
+// Why read_small_file() gave up on a bookkeeping file, for a report.
+std::string unreadable_reason(int error) {
+  if (error == EINVAL) return "it is not a regular file (a FIFO, socket or device)";
+  if (error == EFBIG) return "it is larger than 1 MiB, which no metadata is";
+  return std::string("it cannot be read: ") + std::strerror(error);
+}
+
 // lstat of `relative` below `cache_root`, no symlink followed on the way.
 bool stat_below(const fs::path& cache_root, const fs::path& relative, struct stat& status) {
   try {
@@ -301,7 +308,7 @@ void scan_package_folder(const fs::path& cache_root, const fs::path& folder, Inv
     const fs::path path = meta / entry.name;
     const auto text = read_small_file(listing->fd(), entry.name);
     if (!text) {
-      inventory.damaged.push_back({folder, path, std::string("cannot be read: ") + std::strerror(errno)});
+      inventory.damaged.push_back({folder, path, unreadable_reason(errno)});
       continue;
     }
     std::string reason;
@@ -666,20 +673,6 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
   const double bytes = std::floor(*number * factor);
   if (bytes >= 18446744073709551616.0) return std::nullopt;  // 2^64
   return static_cast<std::uint64_t>(bytes);
-}
-
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + " B";
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double value = static_cast<double>(bytes) / 1024;
-  std::size_t unit = 0;
-  while (value >= 1024 && unit + 1 < std::size(kUnits)) {
-    value /= 1024;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.1f %s", value, kUnits[unit]);
-  return text;
 }
 
 std::string iso8601_utc(TimePoint time) {

@@ -168,9 +168,6 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 // malformed.
 std::optional<std::uint64_t> parse_byte_size(std::string_view text);
 
-// "512 B", "1.5 KiB", "3.0 MiB", "12.4 GiB".
-std::string human_bytes(std::uint64_t bytes);
-
 // "2024-05-01T12:00:00Z".
 std::string iso8601_utc(TimePoint time);
 

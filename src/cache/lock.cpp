@@ -59,17 +59,27 @@ std::int64_t heartbeat_of(int fd) {
   return static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec;
 }
 
+// The lock file, opened; -1 when something other than a regular file sits
+// at its path (planted, or damaged): the download goes on without a lock,
+// since correctness never depends on one. Never waits: a FIFO is opened
+// non-blocking and then refused.
 int open_lock_file(const std::filesystem::path& lock_file) {
-  int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0) {
-    const int error = errno;
-    throw Error(Errc::io,
-                "cannot create the lock file " + lock_file.string() + ": " + std::strerror(error) +
-                    "; a download needs a writable cache folder: choose one with --cache-dir or "
-                    "EARTH2STUDIO_CACHE",
-                lock_file.string());
+  int fd = ::open(lock_file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+  struct stat status {};
+  if (fd >= 0 && ::fstat(fd, &status) == 0 && S_ISREG(status.st_mode)) return fd;
+  const int error = fd >= 0 ? EINVAL : errno;
+  if (fd >= 0) ::close(fd);
+  if (error == EINVAL || error == EISDIR || error == ELOOP || error == ENXIO || error == ENODEV ||
+      error == EOPNOTSUPP) {
+    spdlog::warn("the lock file {} is not a regular file; downloading without the lock (remove it)",
+                 lock_file.string());
+    return -1;
   }
-  return fd;
+  throw Error(Errc::io,
+              "cannot create the lock file " + lock_file.string() + ": " + std::strerror(error) +
+                  "; a download needs a writable cache folder: choose one with --cache-dir or "
+                  "EARTH2STUDIO_CACHE",
+              lock_file.string());
 }
 
 // Whether `fd` is still the file at `path`: a holder removes the lock file
@@ -87,6 +97,7 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
   if (!options.enabled) return lock;
   lock.path_ = lock_file;
   lock.fd_ = open_lock_file(lock_file);
+  if (lock.fd_ < 0) return lock;
 
   // Polling, not a blocking wait: a waiter must notice a stuck holder, and
   // log that it waits. Sleeps grow to 250 ms, with jitter so that hundreds of
@@ -101,8 +112,8 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
     if (try_lock(lock.fd_, error)) {
       if (!still_linked(lock.fd_, lock_file)) {
         ::close(lock.fd_);
-        lock.fd_ = -1;
         lock.fd_ = open_lock_file(lock_file);
+        if (lock.fd_ < 0) return lock;
         continue;
       }
       lock.held_ = true;

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <mutex>
@@ -79,9 +80,14 @@ struct Transfer {
   bool response_announced = false;  // on_response has run
   bool response_refused = false;    // ... and returned false
   std::exception_ptr callback_error;  // rethrown after curl has returned
-  Clock::duration stall_limit{};      // zero: no stall check
+  // The stall check (see progress_callback).
+  Clock::duration stall_window{};     // zero: no stall check
+  std::uint64_t window_min_bytes = 0; // what a window must bring at least
   Clock::time_point last_progress = Clock::now();
-  bool stalled = false;
+  Clock::time_point window_start = Clock::now();
+  std::uint64_t received = 0;         // header and body bytes so far
+  std::uint64_t window_received = 0;  // `received` when the window started
+  enum class Stall { none, silent, slow } stalled = Stall::none;
   bool follow_redirects = false;
   std::string refused_redirect;  // why a Location was refused before curl followed it
   char error_buffer[CURL_ERROR_SIZE] = {};
@@ -164,6 +170,7 @@ std::size_t header_callback(char* buffer, std::size_t size, std::size_t count, v
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   t.last_progress = Transfer::Clock::now();
+  t.received += n;
   try {
     on_header_line(t, std::string_view(buffer, n));
     if (!t.refused_redirect.empty()) return 0;  // stop before curl follows it
@@ -194,6 +201,7 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   t.last_progress = Transfer::Clock::now();
+  t.received += n;
   try {
     if (t.block_status >= 200 && t.block_status < 300) {
       if (!announce_response(t)) return 0;
@@ -215,16 +223,28 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
   return n;
 }
 
-// curl's LOW_SPEED check compares a speed averaged over about five seconds,
-// so a burst followed by silence is only noticed up to five seconds after
-// the stall limit. This callback, run by curl at least once a second, measures
-// the silence itself and keeps the bound within a second of the limit.
+// The stall check. curl's LOW_SPEED check compares a speed averaged over
+// about five seconds in whole seconds, so a burst followed by silence is only
+// noticed up to five seconds late. This callback, run by curl at least once
+// a second, measures the silence itself, and the rate over consecutive
+// windows: a server that trickles a byte a second never passes for alive.
 int progress_callback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto& t = *static_cast<Transfer*>(user);
-  if (t.stall_limit == Transfer::Clock::duration::zero()) return 0;
-  if (Transfer::Clock::now() - t.last_progress < t.stall_limit) return 0;
-  t.stalled = true;
-  return 1;  // CURLE_ABORTED_BY_CALLBACK
+  if (t.stall_window == Transfer::Clock::duration::zero()) return 0;
+  const auto now = Transfer::Clock::now();
+  if (now - t.last_progress >= t.stall_window) {
+    t.stalled = Transfer::Stall::silent;
+    return 1;  // CURLE_ABORTED_BY_CALLBACK
+  }
+  if (now - t.window_start >= t.stall_window) {
+    if (t.received - t.window_received < t.window_min_bytes) {
+      t.stalled = Transfer::Stall::slow;
+      return 1;
+    }
+    t.window_start = now;
+    t.window_received = t.received;
+  }
+  return 0;
 }
 
 Transport classify(CURLcode code, const Transfer& t) {
@@ -272,7 +292,7 @@ Transport classify(CURLcode code, const Transfer& t) {
       if (!t.refused_redirect.empty()) return Transport::too_many_redirects;
       return t.sink_refused || t.response_refused ? Transport::aborted : Transport::other;
     case CURLE_ABORTED_BY_CALLBACK:
-      return t.stalled ? Transport::timeout : Transport::aborted;
+      return t.stalled != Transfer::Stall::none ? Transport::timeout : Transport::aborted;
     default:
       return Transport::other;
   }
@@ -298,8 +318,11 @@ std::string validate(const Request& request) {
   return {};
 }
 
-long to_millis(std::chrono::seconds s) {
-  return static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(s).count());
+// "3 s", "0.5 s": a duration for messages.
+std::string seconds_text(std::chrono::milliseconds duration) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g s", static_cast<double>(duration.count()) / 1000);
+  return text;
 }
 
 }  // namespace
@@ -480,20 +503,25 @@ Result Client::perform(const Request& request, const BodySink& sink) {
     check(curl_easy_setopt(h, CURLOPT_HTTPGET, 1L));
   }
   if (!range.empty()) check(curl_easy_setopt(h, CURLOPT_RANGE, range.c_str()));
-  check(curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, to_millis(o.timeout)));
-  check(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, to_millis(o.connect_timeout)));
+  // No overall limit: a transfer that keeps the minimum rate is alive however
+  // long the file takes. The stall check below bounds everything else.
+  const auto connect_timeout =
+      o.stall_window.count() > 0 ? std::min(o.connect_timeout, o.stall_window) : o.connect_timeout;
+  check(curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count())));
   // Only the trust anchors change: SSL_VERIFYPEER and SSL_VERIFYHOST keep
   // their secure defaults (curl_easy_reset restores them too).
   if (!o.ca_bundle.empty()) check(curl_easy_setopt(h, CURLOPT_CAINFO, o.ca_bundle.c_str()));
-  if (o.stall_timeout.count() > 0) {
-    t.stall_limit = o.stall_timeout;
+  if (o.stall_window.count() > 0) {
+    t.stall_window = o.stall_window;
+    t.window_min_bytes = o.min_rate * static_cast<std::uint64_t>(o.stall_window.count()) / 1000;
     check(curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &progress_callback));
     check(curl_easy_setopt(h, CURLOPT_XFERINFODATA, &t));
     check(curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L));
     // Kept as a second line of defence should the callback not run; it is
     // the looser bound (see progress_callback).
+    const long seconds = static_cast<long>((o.stall_window.count() + 999) / 1000);
     check(curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L));
-    check(curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(o.stall_timeout.count())));
+    check(curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, seconds + 1));
   }
   check(curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L));
   check(curl_easy_setopt(h, CURLOPT_BUFFERSIZE, kReceiveBufferSize));
@@ -507,7 +535,7 @@ Result Client::perform(const Request& request, const BodySink& sink) {
     return result;
   }
 
-  t.last_progress = Transfer::Clock::now();
+  t.last_progress = t.window_start = Transfer::Clock::now();
   const CURLcode code = curl_easy_perform(h);
   lease.reusable = code == CURLE_OK;
 
@@ -535,9 +563,11 @@ Result Client::perform(const Request& request, const BodySink& sink) {
     if (t.sink_refused) result.detail = "the body sink stopped the transfer";
     if (t.response_refused) result.detail = "the response was rejected by the caller";
     if (!t.refused_redirect.empty()) result.detail = t.refused_redirect;
-    if (t.stalled)
-      result.detail = "no data received for " + std::to_string(o.stall_timeout.count()) +
-                      " s (stall timeout)";
+    if (t.stalled == Transfer::Stall::silent)
+      result.detail = "no data received for " + seconds_text(o.stall_window) + " (stall timeout)";
+    if (t.stalled == Transfer::Stall::slow)
+      result.detail = "less than " + std::to_string(o.min_rate) + " bytes/s received over " +
+                      seconds_text(o.stall_window) + " (stall timeout)";
     // curl says "error setting certificate file" for a missing file, a folder
     // and a file without PEM certificates alike.
     if (code == CURLE_SSL_CACERT_BADFILE && !o.ca_bundle.empty())

@@ -85,12 +85,16 @@ struct Result {
 using BodySink = std::function<bool(const char* data, std::size_t size)>;
 
 struct ClientOptions {
-  // Overall limit of one request. Default: 300 s.
-  std::chrono::seconds timeout{300};
-  // Abort when no byte arrived for this long. Default: 30 s.
-  std::chrono::seconds stall_timeout{30};
-  // Limit of the TCP+TLS connect. Default: 30 s.
-  std::chrono::seconds connect_timeout{30};
+  // A request is abandoned as stalled (Transport::timeout) when no byte
+  // arrived for this long, or fewer than `min_rate` bytes a second over a
+  // window this long; connecting and waiting for the first byte count.
+  // Zero turns both checks off. Default: 30 s.
+  std::chrono::milliseconds stall_window{30000};
+  // Bytes a second a request must at least receive, averaged over each
+  // stall_window; 0 checks only for silence. Default: 1024.
+  std::uint64_t min_rate = 1024;
+  // Limit of the TCP+TLS connect; never more than stall_window. Default: 30 s.
+  std::chrono::milliseconds connect_timeout{30000};
   // PEM file of the CA certificates servers are verified against, instead of
   // libcurl's default store. Peer and host verification are always on. A file
   // that cannot be loaded fails each https request with Transport::tls and a

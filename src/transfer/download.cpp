@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "text.hpp"
 #include "transfer/transfer_parts.hpp"
 
 namespace e2s::detail {
@@ -58,10 +59,19 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
                      "); check that the package is public or that your credentials allow it",
                  uri, status);
   }
-  if (status == 408 || status == 429 || status >= 500) {
+  if (status == 408 || status == 429 || (status >= 500 && status <= 599)) {
+    const std::string& retry_after = failed.response.header("retry-after");
+    if (retry_after.empty()) {
+      return Error(Errc::network,
+                   "server kept failing for " + uri + tries + " (HTTP " + std::to_string(status) +
+                       "); try again later",
+                   uri, status);
+    }
     return Error(Errc::network,
                  "server kept failing for " + uri + tries + " (HTTP " + std::to_string(status) +
-                     "); try again later",
+                     ", Retry-After " + quoted(retry_after, 40) +
+                     "); try again later (a Retry-After longer than the time left of "
+                     "EARTH2STUDIO_PACKAGE_TIMEOUT / --timeout is not waited)",
                  uri, status);
   }
   return Error(Errc::other,
@@ -121,6 +131,7 @@ constexpr int kMaxFreshStarts = 3;
 Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
                          const TransferContext& context) {
   const Partial* resume = usable_resume(file, context.resume);
+  if (file.size) ensure_room(temp_path, *file.size, resume ? resume->bytes() : 0, file.uri);
   if (context.resume && !context.resume->written.empty() && resume == nullptr) {
     spdlog::debug("{}: the bytes of an earlier attempt are of another version; starting afresh",
                   file.uri);
@@ -252,6 +263,14 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
         return false;
       }
     }
+    if (announced && !total) {
+      try {
+        ensure_room(temp_path, *announced, written, file.uri);
+      } catch (const Error& error) {
+        local_failure = error;
+        return false;
+      }
+    }
     if (announced) {
       if (total && *total != *announced) {
         local_failure = Error(Errc::integrity,
@@ -318,7 +337,9 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
     log_retry(file.uri, failed, pause);
   };
 
-  http::Result result = context.retrier->run(attempt_once, on_retry);
+  // Progress is the bytes of this version on disk: a restart from zero is none.
+  const Retrier::ProgressMeter on_disk = [&written] { return written; };
+  http::Result result = context.retrier->run(attempt_once, on_retry, on_disk);
   // A signed URL that expired part-way is renewed, not failed: the bytes on
   // disk stay and the next request resumes at their end.
   for (int renewals = 0; file.renew && renewals < kMaxRenewals && !local_failure &&
@@ -327,7 +348,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
     spdlog::info("{}: download URL refused (HTTP {}); asking for a new one", file.uri,
                  result.response.status);
     current = file.renew();
-    result = context.retrier->run(attempt_once, on_retry);
+    result = context.retrier->run(attempt_once, on_retry, on_disk);
   }
 
   if (local_failure) throw *local_failure;

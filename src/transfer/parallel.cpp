@@ -1,19 +1,17 @@
-// Parallel ranged download of one file: the file is cut into chunks that N
-// workers fetch with Range requests and write at their offsets; a worker with
-// nothing left takes over the second half of the slowest part, so the tail of
-// a file never waits on one slow connection. A hashing thread follows the
-// contiguous written prefix, so digests come out right whatever order the
-// parts finish in, without a second pass after the download.
+// Parallel ranged download of one file: N workers fetch the parts a Plan
+// hands out with Range requests and write them at their offsets. A hashing
+// thread follows the contiguous written prefix, so digests come out right
+// whatever order the parts finish in, without a second pass after the
+// download.
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <deque>
-#include <map>
 #include <mutex>
 #include <spdlog/spdlog.h>
 #include <thread>
 #include <vector>
 
+#include "transfer/plan.hpp"
 #include "transfer/transfer_parts.hpp"
 
 namespace e2s::detail {
@@ -23,125 +21,9 @@ using namespace transfer_parts;
 
 constexpr std::uint64_t kMinChunk = 1u << 20;
 constexpr std::uint64_t kMaxChunk = 64u << 20;
-// Only parts with at least twice this left are split: smaller tails finish
-// sooner than a new connection starts.
-constexpr std::uint64_t kMinSteal = 128u << 10;
 constexpr std::size_t kHashBlock = 1u << 20;
 // A 206 that delivers nothing this many times in a row is a broken server.
 constexpr int kMaxEmptyReplies = 3;
-
-// A byte range [begin, end) written in order from begin; `next` is the first
-// byte not yet written. `end` only ever shrinks (when the tail is stolen).
-struct Part {
-  Part(std::uint64_t b, std::uint64_t e) : begin(b), end(e), next(b) {}
-  const std::uint64_t begin;
-  std::atomic<std::uint64_t> end;
-  std::atomic<std::uint64_t> next;
-  bool taken = false;  // guarded by Plan::mutex_
-  bool done = false;   // guarded by Plan::mutex_
-};
-
-class Plan {
- public:
-  // Chunks covering [0, size); the ranges of `resume` come as parts already
-  // done, so only the gaps between them are fetched.
-  Plan(std::uint64_t size, std::uint64_t chunk, const Partial* resume) {
-    std::uint64_t position = 0;
-    if (resume != nullptr) {
-      for (const ByteRange& range : resume->written) {
-        add_chunks(position, range.begin, chunk);
-        Part* done = add(range.begin, range.end);
-        done->next.store(range.end);
-        done->taken = done->done = true;
-        position = range.end;
-      }
-    }
-    add_chunks(position, size, chunk);
-  }
-
-  // The first part nobody has taken; else the second half of the part with
-  // the most bytes left; nullptr when there is nothing worth taking.
-  Part* take() {
-    std::lock_guard lock(mutex_);
-    Part* slowest = nullptr;
-    std::uint64_t most_left = 0;
-    for (auto& [begin, part] : by_begin_) {
-      if (!part->taken) {
-        part->taken = true;
-        return part;
-      }
-      if (part->done) continue;
-      const std::uint64_t end = part->end.load(), next = part->next.load();
-      if (end > next && end - next > most_left) {
-        most_left = end - next;
-        slowest = part;
-      }
-    }
-    if (slowest == nullptr || most_left < 2 * kMinSteal) return nullptr;
-    const std::uint64_t old_end = slowest->end.load();
-    const std::uint64_t middle = slowest->next.load() + most_left / 2;
-    slowest->end.store(middle);
-    Part* tail = add(middle, old_end);
-    tail->taken = true;
-    return tail;
-  }
-
-  void finish(Part* part) {
-    std::lock_guard lock(mutex_);
-    part->done = true;
-  }
-
-  // The bytes written so far, for a checkpoint.
-  std::vector<ByteRange> written() {
-    std::lock_guard lock(mutex_);
-    std::vector<ByteRange> ranges;
-    for (const auto& [begin, part] : by_begin_) {
-      const std::uint64_t reach = std::min(part->next.load(), part->end.load());
-      if (reach <= begin) continue;
-      if (!ranges.empty() && ranges.back().end == begin) {
-        ranges.back().end = reach;
-      } else {
-        ranges.push_back({begin, reach});
-      }
-    }
-    return ranges;
-  }
-
-  // End of the contiguous written region that starts at `from`.
-  std::uint64_t written_until(std::uint64_t from) {
-    std::lock_guard lock(mutex_);
-    auto it = by_begin_.upper_bound(from);
-    if (it == by_begin_.begin()) return from;
-    --it;
-    std::uint64_t position = from;
-    for (; it != by_begin_.end() && it->first <= position; ++it) {
-      const Part* part = it->second;
-      const std::uint64_t reach = std::min(part->next.load(), part->end.load());
-      if (reach <= position) {
-        if (reach < part->end.load()) break;  // a gap: this part is behind
-        continue;
-      }
-      position = reach;
-      if (reach < part->end.load()) break;
-    }
-    return position;
-  }
-
- private:
-  void add_chunks(std::uint64_t begin, std::uint64_t end, std::uint64_t chunk) {
-    for (; begin < end; begin += chunk) add(begin, std::min(end, begin + chunk));
-  }
-
-  Part* add(std::uint64_t begin, std::uint64_t end) {
-    Part* part = &parts_.emplace_back(begin, end);
-    by_begin_[begin] = part;
-    return part;
-  }
-
-  std::mutex mutex_;
-  std::deque<Part> parts_;  // deque: stable addresses as parts are added
-  std::map<std::uint64_t, Part*> by_begin_;
-};
 
 enum class RangeSupport { unknown, yes, no };
 
@@ -265,7 +147,8 @@ class ParallelDownload {
           },
           [this](const http::Result& failed, std::chrono::milliseconds pause) {
             log_retry(file_.uri, failed, pause);
-          });
+          },
+          [&part] { return part.next.load(); });
       if (support_ == RangeSupport::no) return false;
       if (stopped()) return false;
       if (is_success(result)) {
@@ -484,6 +367,7 @@ std::optional<Downloaded> download_parallel(const RemoteFile& file,
                                             const std::filesystem::path& temp_path,
                                             const TransferContext& context,
                                             const Partial* resume) {
+  ensure_room(temp_path, *file.size, resume ? resume->bytes() : 0, file.uri);
   return ParallelDownload(file, temp_path, context, resume).run();
 }
 

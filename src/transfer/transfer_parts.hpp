@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "text.hpp"
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
 
@@ -50,6 +52,28 @@ inline Error write_error(const std::filesystem::path& path, const std::string& u
   return Error(Errc::io, "cannot write " + path.string() + " while downloading " + uri + ": " +
                              errno_text(error) + "; " + hint,
                uri);
+}
+
+// Throws Error(io) when a file of `size` bytes, `have` of which are already
+// written, cannot fit in the free space of the filesystem of `temp_path`:
+// a server announcing more than the disk holds (or 2^63 bytes) is refused
+// before anything is planned or written. Filesystems that report no size
+// (some network mounts) are not checked.
+inline void ensure_room(const std::filesystem::path& temp_path, std::uint64_t size, std::uint64_t have,
+                        const std::string& uri) {
+  struct statvfs fs {};
+  const std::filesystem::path folder = temp_path.parent_path();
+  if (::statvfs(folder.c_str(), &fs) != 0 || fs.f_blocks == 0) return;
+  const std::uint64_t needed = size > have ? size - have : 0;
+  const std::uint64_t block = std::max<std::uint64_t>(fs.f_frsize, 1);
+  // In blocks: bytes could overflow on an exabyte filesystem.
+  if (needed / block + (needed % block != 0) <= fs.f_bavail) return;
+  const std::uint64_t free = fs.f_bavail > UINT64_MAX / block ? UINT64_MAX : fs.f_bavail * block;
+  throw Error(Errc::io,
+              "cannot download " + uri + ": it is " + human_bytes(size) + " (" + std::to_string(size) +
+                  " bytes) and only " + human_bytes(free) + " are free in " +
+                  folder.string() + "; free disk space or choose another cache folder with --cache-dir",
+              uri);
 }
 
 // Total size from "Content-Range: bytes a-b/N"; nullopt for "*" or malformed.

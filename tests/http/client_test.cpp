@@ -289,7 +289,8 @@ TEST(HttpClient, StallTimesOutAfterStallTimeout) {
   site.dir.write_file("f.bin", random_bytes(100000));
   site.server.fault({{"path", "/f.bin"}, {"kind", "stall"}, {"after", 1000}, {"seconds", 20}});
   ClientOptions options;
-  options.stall_timeout = 1s;
+  options.stall_window = 1s;
+  options.min_rate = 0;
   Client client(options);
 
   const auto start = std::chrono::steady_clock::now();
@@ -297,17 +298,19 @@ TEST(HttpClient, StallTimesOutAfterStallTimeout) {
   const double elapsed = seconds_since(start);
 
   EXPECT_EQ(result.transport, Transport::timeout) << result.detail;
+  EXPECT_NE(result.detail.find("no data received for 1 s"), std::string::npos) << result.detail;
   EXPECT_EQ(result.body_bytes, 1000u);
   EXPECT_GE(elapsed, 0.9);
   EXPECT_LT(elapsed, 3.0);
 }
 
-TEST(HttpClient, OverallTimeoutStopsSlowBody) {
+TEST(HttpClient, ABodyBelowTheMinimumRateIsAStall) {
   Site site;
   site.dir.write_file("f.bin", random_bytes(1024 * 1024));
-  site.server.fault({{"path", "/f.bin"}, {"kind", "trickle"}, {"bytes_per_sec", 20000}});
+  site.server.fault({{"path", "/f.bin"}, {"kind", "trickle"}, {"bytes_per_sec", 500}});
   ClientOptions options;
-  options.timeout = 1s;
+  options.stall_window = 1s;
+  options.min_rate = 1024;
   Client client(options);
 
   const auto start = std::chrono::steady_clock::now();
@@ -315,9 +318,23 @@ TEST(HttpClient, OverallTimeoutStopsSlowBody) {
   const double elapsed = seconds_since(start);
 
   EXPECT_EQ(result.transport, Transport::timeout) << result.detail;
-  EXPECT_GT(result.body_bytes, 0u);  // it was slow, not stalled
+  EXPECT_NE(result.detail.find("less than 1024 bytes/s"), std::string::npos) << result.detail;
+  EXPECT_GT(result.body_bytes, 0u);  // it was slow, not silent
   EXPECT_GE(elapsed, 0.9);
   EXPECT_LT(elapsed, 3.0);
+}
+
+TEST(HttpClient, ABodyAtTheMinimumRateIsNeverCut) {
+  Site site;
+  site.dir.write_file("f.bin", random_bytes(8000));
+  site.server.fault({{"path", "/f.bin"}, {"kind", "trickle"}, {"bytes_per_sec", 4000}});
+  ClientOptions options;
+  options.stall_window = 500ms;
+  options.min_rate = 1024;
+  Client client(options);
+  auto result = client.perform(get(site.server.url("/f.bin")), Collector().sink());
+  EXPECT_EQ(result.transport, Transport::ok) << result.detail;
+  EXPECT_EQ(result.body_bytes, 8000u);
 }
 
 TEST(HttpClient, ClosedPortIsConnectFailed) {

@@ -1,5 +1,8 @@
 #include "support/cli_runner.hpp"
 
+#include <chrono>
+#include <thread>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -64,11 +67,27 @@ void CliProcess::signal(int signal) {
   if (pid_ > 0) ::kill(pid_, signal);
 }
 
-CliRun CliProcess::wait() {
+CliRun CliProcess::wait() { return collect(0); }
+
+std::optional<CliRun> CliProcess::wait_for(std::chrono::milliseconds limit) {
+  if (pid_ <= 0) return CliRun{};
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    int wstatus = 0;
+    const pid_t ended = ::waitpid(pid_, &wstatus, WNOHANG);
+    if (ended == pid_) return collect(wstatus, /*reaped=*/true);
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  signal(SIGKILL);
+  wait();
+  return std::nullopt;
+}
+
+CliRun CliProcess::collect(int wstatus, bool reaped) {
   CliRun run;
   if (pid_ <= 0) return run;
-  int wstatus = 0;
-  ::waitpid(pid_, &wstatus, 0);
+  if (!reaped) ::waitpid(pid_, &wstatus, 0);
   pid_ = -1;
   run.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
   run.signal = WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : 0;

@@ -3,7 +3,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <map>
 #include <memory>
 #include <string>
@@ -48,8 +50,13 @@ class CliProcess {
   void signal(int signal);
   // Waits for the process to end and returns what it did.
   CliRun wait();
+  // The same, but kills it (SIGKILL) and returns nullopt when it is still
+  // running after `limit`.
+  std::optional<CliRun> wait_for(std::chrono::milliseconds limit);
 
  private:
+  CliRun collect(int wstatus, bool reaped = false);
+
   std::unique_ptr<TempDir> io_;
   pid_t pid_ = -1;
 };
