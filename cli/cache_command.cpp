@@ -101,8 +101,9 @@ int run_ls(bool json) {
     nlohmann::ordered_json extracted = nlohmann::ordered_json::array();
     for (const StoredFile& file : package.files) {
       for (const ExtractedFolder& folder : file.extracted) extracted.push_back(extracted_json(folder));
-      if (file.state != DataState::present) continue;
+      if (file.state == DataState::missing) continue;
       entries.push_back({{"file", file.entry.file_path},
+                         {"state", file.state == DataState::present ? "cached" : "changed"},
                          {"path", file.data.string()},
                          {"bytes", file.bytes},
                          {"fetched_at", detail::iso8601_utc(file.entry.fetched_at)},
@@ -120,7 +121,8 @@ int run_ls(bool json) {
                         {"entries", std::move(entries)},
                         {"extracted", std::move(extracted)}});
   }
-  if (json) out(packages.dump(2));
+  // Header values may hold any byte: shown with U+FFFD where not UTF-8.
+  if (json) out(packages.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
   flush();
   return 0;
 }
@@ -157,7 +159,7 @@ class ProgressLine {
 std::string label(Verdict verdict) {
   switch (verdict) {
     case Verdict::corrupt: return "corrupt";
-    case Verdict::wrong_size: return "wrong size";
+    case Verdict::changed: return "changed";
     case Verdict::missing: return "missing";
     case Verdict::ok: break;
   }
@@ -184,6 +186,7 @@ int run_verify(const std::string& root, bool remove, bool quiet) {
   ProgressLine progress(!quiet && ::isatty(STDERR_FILENO));
   std::size_t problems = 0;
   std::size_t removed = 0;
+  std::size_t changed = 0;  // another program's bytes: never removed
   std::uint64_t done_bytes = 0;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const StoredFile& file = *files[i];
@@ -193,15 +196,28 @@ int run_verify(const std::string& root, bool remove, bool quiet) {
       progress.show(counter + detail::human_bytes(done_bytes + bytes) + " of " + detail::human_bytes(total_bytes));
     });
     if (file.state == DataState::present) done_bytes += file.bytes;
-    if (result.verdict == Verdict::ok) continue;
+    if (result.verdict == Verdict::ok) {
+      if (!result.detail.empty()) spdlog::info("{} ({}): {}", file.entry.key, file.data.string(), result.detail);
+      continue;
+    }
     ++problems;
     std::string line = label(result.verdict) + ": " + file.entry.key + " (" + file.data.string() + "): " + result.detail;
-    if (remove) {
-      if (detail::remove_file(inventory.cache_root, file)) {
-        ++removed;
-        line += "; removed";
-      } else {
-        line += "; kept: fetched again since the check";
+    if (result.verdict == Verdict::changed) {
+      ++changed;
+      if (remove) line += "; left in place: e2s removes only files it wrote";
+    } else if (remove) {
+      switch (detail::remove_file(inventory.cache_root, file)) {
+        case detail::Removal::removed:
+          ++removed;
+          line += "; removed";
+          break;
+        case detail::Removal::fetched_again:
+          line += "; kept: fetched again since the check";
+          break;
+        case detail::Removal::changed:
+          ++changed;
+          line += "; left in place: changed by another program since the check";
+          break;
       }
     }
     progress.clear();
@@ -224,12 +240,20 @@ int run_verify(const std::string& root, bool remove, bool quiet) {
       (problems == 0 ? std::string("all intact")
                      : plural(problems, "problem", "problems") + ", " + std::to_string(removed) + " removed"));
   flush();
-  if (problems > removed) {
-    throw Error(Errc::integrity,
-                plural(problems - removed, "cached file does", "cached files do") +
-                    " not match the metadata; 'e2s cache verify --remove' deletes them (they are fetched "
-                    "again when next used)",
-                root);
+  const std::size_t fixable = problems - removed - changed;
+  if (fixable > 0 || changed > 0) {
+    std::string message;
+    if (fixable > 0) {
+      message = plural(fixable, "cached file does", "cached files do") +
+                " not match the metadata; 'e2s cache verify --remove' deletes them (they are fetched again "
+                "when next used)";
+    }
+    if (changed > 0) {
+      message += (message.empty() ? "" : "; ") + plural(changed, "file was", "files were") +
+                 " changed by another program since e2s cached them: e2s leaves them in place; move or "
+                 "delete them, and e2s fetches them again";
+    }
+    throw Error(Errc::integrity, message, root);
   }
   return 0;
 }
@@ -257,11 +281,25 @@ int run_prune(const std::string& older_than, const std::string& max_size, bool d
   std::size_t files = 0, folders = 0;
   std::uint64_t freed = 0;
   std::set<fs::path> touched;
+  for (const CachedPackage& package : inventory.packages) {
+    for (const StoredFile& file : package.files) {
+      if (file.state == DataState::changed) {
+        out("left in place: " + file.entry.key + " (" + file.data.string() +
+            "): changed by another program since e2s cached it");
+      }
+    }
+  }
   for (const detail::PruneItem& item : detail::plan_prune(inventory, options)) {
+    const detail::Removal removal =
+        dry_run || !item.file ? detail::Removal::removed : detail::remove_file(inventory.cache_root, *item.file);
     if (dry_run) {
       out("would remove " + describe(item));
-    } else if (item.file && !detail::remove_file(inventory.cache_root, *item.file)) {
+    } else if (removal == detail::Removal::fetched_again) {
       out("kept " + item.file->entry.key + ": fetched again since the scan");
+      continue;
+    } else if (removal == detail::Removal::changed) {
+      out("left in place: " + item.file->entry.key + " (" + item.file->data.string() +
+          "): changed by another program since the scan");
       continue;
     } else {
       if (item.extracted) detail::remove_extracted(inventory.cache_root, *item.extracted);
@@ -292,9 +330,14 @@ int run_rm(const std::string& root) {
   std::uint64_t freed = 0;
   for (const CachedPackage* package : packages) {
     for (const StoredFile& file : package->files) {
-      // Even when fetched again since the scan: rm means all of ROOT.
-      detail::remove_file(inventory.cache_root, file, /*keep_if_fetched_again=*/false);
-      if (file.state == DataState::missing) {
+      // Even when fetched again since the scan: rm means all of ROOT. A file
+      // another program changed stays; e2s only stops vouching for it.
+      const detail::Removal removal =
+          detail::remove_file(inventory.cache_root, file, {.keep_if_fetched_again = false, .forget_changed = true});
+      if (removal == detail::Removal::changed) {
+        out("left " + file.data.string() + " in place: changed by another program since e2s cached it; "
+            "removed e2s's record of " + file.entry.key);
+      } else if (file.state == DataState::missing) {
         out("removed the metadata of " + file.entry.key + " (its file was missing)");
       } else {
         out("removed " + file.entry.key + " (" + file.data.string() + ", " + detail::human_bytes(file.bytes) + ")");

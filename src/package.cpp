@@ -105,17 +105,20 @@ struct Package::Impl {
     std::shared_lock lock(hits_mutex);
     auto it = hits.find(file_path);
     if (it == hits.end() || std::chrono::system_clock::now() >= it->second.expires) return std::nullopt;
+    // Still the very file: a copy written over it by another program, even
+    // of the same size, has another identity.
     struct stat status {};
     if (::lstat(it->second.path.c_str(), &status) != 0 || !S_ISREG(status.st_mode) ||
-        static_cast<std::uint64_t>(status.st_size) != it->second.size) {
+        detail::identity_of(status) != it->second.identity) {
       return std::nullopt;
     }
     return it->second.path;
   }
 
   fs::path remember(std::string_view file_path, fs::path path, const detail::CacheEntry& entry) {
+    if (!entry.data) return path;
     std::unique_lock lock(hits_mutex);
-    hits.insert_or_assign(std::string(file_path), Hit{path, entry.size, cache->expires(entry)});
+    hits.insert_or_assign(std::string(file_path), Hit{path, *entry.data, cache->expires(entry)});
     return path;
   }
 
@@ -128,6 +131,9 @@ struct Package::Impl {
 
     const std::string key = location.root + "/" + path;
     auto hit = cache->lookup_any(key, path);
+    // A file at the final path that is not the one e2s wrote: still a hit
+    // only when its bytes are the recorded ones.
+    if (!hit) hit = cache->reverify(key, path);
     if (*options.offline) {
       if (!hit) {
         throw Error(Errc::offline_miss,
@@ -231,15 +237,32 @@ struct Package::Impl {
       cache->save_journal(temp, key, partial);
     };
 
+    std::optional<detail::Downloaded> downloaded;
     try {
-      detail::Downloaded downloaded = detail::download_file(file, temp.data, context);
-      detail::CacheEntry entry{key,           path,         downloaded.size,
-                               downloaded.etag, downloaded.sha256, file.version,
-                               std::chrono::system_clock::now()};
-      fs::path final_path = cache->commit(temp.data, entry);
+      downloaded = detail::download_file(file, temp.data, context);
+      detail::CacheEntry entry;
+      entry.key = key;
+      entry.file_path = path;
+      entry.size = downloaded->size;
+      entry.etag = downloaded->etag;
+      entry.sha256 = downloaded->sha256;
+      entry.version = file.version;
+      entry.fetched_at = std::chrono::system_clock::now();
+      fs::path final_path = cache->commit(temp, entry);
       cache->drop_temp(temp);
       spdlog::debug("cached {} at {}", key, final_path.string());
       return remember(file_path, std::move(final_path), entry);
+    } catch (const detail::ForeignFile&) {
+      // The final path holds another program's file. The download is whole
+      // and verified: it is kept for when the path is free again.
+      try {
+        cache->save_journal(temp, key, detail::Partial{downloaded->size, file.etag, downloaded->served_etag,
+                                                       {{0, downloaded->size}}});
+        cache->release_temp(temp);
+      } catch (const Error&) {
+        cache->drop_temp(temp);
+      }
+      throw;
     } catch (const Error& error) {
       // Bytes that arrived intact stay for the next attempt when the failure
       // is the connection's; bad bytes (integrity) and local failures go.
@@ -394,7 +417,7 @@ struct Package::Impl {
 
   struct Hit {
     fs::path path;
-    std::uint64_t size = 0;
+    detail::FileIdentity identity;
     std::chrono::system_clock::time_point expires;
   };
   // Heterogeneous lookup: resolve(string_view) finds without allocating.

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -18,5 +19,15 @@ std::string quoted(std::string_view text, std::size_t limit = 200);
 
 // "512 B", "1.5 KiB", "3.0 MiB", "12.4 GiB".
 std::string human_bytes(std::uint64_t bytes);
+
+// Text from outside (a header value: an ETag may carry any byte) in a form a
+// JSON record can hold, losslessly: '%', control bytes, DEL and every byte
+// of 0x80 and above as %XX; everything else as it is. unescape_record()
+// gives the bytes back; nullopt for a malformed escape.
+std::string escape_record(std::string_view text);
+std::optional<std::string> unescape_record(std::string_view text);
+
+// Whether `text` is well-formed UTF-8 (no overlong forms, no surrogates).
+bool is_utf8(std::string_view text);
 
 }  // namespace e2s::detail

@@ -15,6 +15,7 @@
 
 #include "cache/folder.hpp"
 #include "e2s/error.hpp"
+#include "text.hpp"
 #include "transfer/hash.hpp"
 
 namespace e2s::detail {
@@ -22,7 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr std::string_view kReservedFolder = Cache::kReservedFolder;
-constexpr int kJournalVersion = 1;
+// 2: ETags escaped (escape_record); journals of format 1 are not resumed.
+constexpr int kJournalVersion = 2;
 // A temp folder of another machine untouched for this long is abandoned.
 // (On this machine a dead owner is recognised at once.)
 constexpr auto kAbandonedAfter = std::chrono::hours(1);
@@ -167,8 +169,8 @@ nlohmann::json journal_json(std::string_view key, const Partial& partial) {
   nlohmann::json written = nlohmann::json::array();
   for (const auto& range : partial.written) written.push_back({range.begin, range.end});
   return {{"format", kJournalVersion}, {"key", key},
-          {"size", partial.size},       {"etag", partial.etag},
-          {"served_etag", partial.served_etag}, {"written", written}};
+          {"size", partial.size},       {"etag", escape_record(partial.etag)},
+          {"served_etag", escape_record(partial.served_etag)}, {"written", written}};
 }
 
 // The journal of a temp folder, when it describes `key` consistently and
@@ -181,8 +183,12 @@ std::optional<Partial> read_journal(const Folder& folder, std::string_view key) 
   try {
     Partial partial;
     partial.size = journal.at("size").get<std::uint64_t>();
-    partial.etag = journal.value("etag", "");
-    partial.served_etag = journal.value("served_etag", "");
+    if (journal.value("format", 0) != kJournalVersion) return std::nullopt;
+    auto etag = unescape_record(journal.value("etag", ""));
+    auto served_etag = unescape_record(journal.value("served_etag", ""));
+    if (!etag || !served_etag) return std::nullopt;
+    partial.etag = std::move(*etag);
+    partial.served_etag = std::move(*served_etag);
     std::uint64_t previous_end = 0;
     for (const auto& range : journal.at("written")) {
       ByteRange r{range.at(0).get<std::uint64_t>(), range.at(1).get<std::uint64_t>()};
@@ -199,6 +205,16 @@ std::optional<Partial> read_journal(const Folder& folder, std::string_view key) 
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;
   }
+}
+
+nlohmann::json identity_json(const FileIdentity& identity) {
+  return {{"size", identity.size}, {"mtime_ns", identity.mtime_ns}, {"inode", identity.inode},
+          {"device", identity.device}};
+}
+
+FileIdentity identity_from_json(const nlohmann::json& json) {
+  return {json.at("size").get<std::uint64_t>(), json.at("mtime_ns").get<std::int64_t>(),
+          json.at("inode").get<std::uint64_t>(), json.at("device").get<std::uint64_t>()};
 }
 
 double to_unix_seconds(std::chrono::system_clock::time_point time) {
@@ -258,8 +274,10 @@ std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* rea
   if (meta.is_discarded() || !meta.is_object()) return refuse("not a JSON object");
   CacheEntry entry;
   double fetched_at = 0;
+  int format = 1;
   try {
-    if (meta.contains("format") && meta.at("format") != Cache::kMetadataFormat) {
+    if (meta.contains("format")) format = meta.at("format").get<int>();
+    if (format != 1 && format != Cache::kMetadataFormat) {
       return refuse("unknown metadata format " + meta.at("format").dump());
     }
     entry.key = meta.at("key").get<std::string>();
@@ -269,15 +287,31 @@ std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* rea
     entry.sha256 = meta.value("sha256", "");
     entry.version = meta.value("version", "");
     fetched_at = meta.at("fetched_at").get<double>();
+    if (format >= 2) {
+      // Header values are stored escaped (an ETag may hold any byte).
+      auto etag = unescape_record(entry.etag);
+      auto version = unescape_record(entry.version);
+      if (!etag || !version) return refuse("its etag or version is not escaped as this cache escapes them");
+      entry.etag = std::move(*etag);
+      entry.version = std::move(*version);
+      if (meta.contains("data")) entry.data = identity_from_json(meta.at("data"));
+      if (meta.contains("replaces")) entry.replaces = identity_from_json(meta.at("replaces"));
+    }
   } catch (const nlohmann::json::exception&) {
     return refuse("a field is missing or of the wrong type (key, file_path, size, fetched_at, etag, "
-                  "sha256, version)");
+                  "sha256, version, data, replaces)");
   }
   // Seconds since 1970 up to the year 5138: anything else is not a time this
   // cache wrote.
   if (!(fetched_at >= 0 && fetched_at < 1e11)) return refuse("its fetched_at is not a time");
   entry.fetched_at = from_unix_seconds(fetched_at);
   return entry;
+}
+
+FileIdentity identity_of(const struct stat& status) {
+  return {static_cast<std::uint64_t>(status.st_size),
+          static_cast<std::int64_t>(status.st_mtim.tv_sec) * 1000000000 + status.st_mtim.tv_nsec,
+          static_cast<std::uint64_t>(status.st_ino), static_cast<std::uint64_t>(status.st_dev)};
 }
 
 std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view file_path) const {
@@ -289,8 +323,15 @@ std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view f
 std::optional<CachedFile> Cache::lookup_any(std::string_view key, std::string_view file_path) const {
   auto entry = read_entry(key);
   if (!entry) return std::nullopt;
-  const bool expired = clock_() - entry->fetched_at > options_.expiry_time;
   fs::path path = final_path(key, file_path);
+  const auto status = stat_final(path);
+  // Another identity (or none recorded): not the file e2s wrote; see reverify().
+  if (!status || !entry->data || identity_of(*status) != *entry->data) return std::nullopt;
+  const bool expired = clock_() - entry->fetched_at > options_.expiry_time;
+  return CachedFile{std::move(path), std::move(*entry), expired};
+}
+
+std::optional<struct stat> Cache::stat_final(const fs::path& path) const {
   const fs::path relative = path.lexically_relative(storage_);
   struct stat status {};
   try {
@@ -304,9 +345,44 @@ std::optional<CachedFile> Cache::lookup_any(std::string_view key, std::string_vi
     spdlog::warn("{}", error.what());
     return std::nullopt;
   }
-  if (!S_ISREG(status.st_mode) || static_cast<std::uint64_t>(status.st_size) != entry->size) {
+  if (!S_ISREG(status.st_mode)) return std::nullopt;
+  return status;
+}
+
+std::optional<CachedFile> Cache::reverify(std::string_view key, std::string_view file_path) {
+  auto entry = read_entry(key);
+  if (!entry) return std::nullopt;
+  fs::path path = final_path(key, file_path);
+  const auto status = stat_final(path);
+  if (!status) return std::nullopt;
+  const FileIdentity now = identity_of(*status);
+  if (entry->data && *entry->data == now) return lookup_any(key, file_path);
+  const fs::path relative = path.lexically_relative(storage_);
+  std::optional<FileDigest> digest;
+  try {
+    if (auto parent = Folder::open(storage_, relative.parent_path(), /*create=*/false)) {
+      digest = hash_file_at(parent->fd(), relative.filename().string());
+    }
+  } catch (const Error& error) {
+    spdlog::debug("{}", error.what());
+  }
+  const char* why = entry->data ? "changed since e2s wrote it" : "recorded without its identity by an older e2s";
+  if (!digest || digest->size != entry->size || entry->sha256.empty() || digest->sha256 != entry->sha256) {
+    spdlog::info("{}: {} was {} and its bytes are not the ones e2s downloaded; fetching it again", key,
+                 path.string(), why);
     return std::nullopt;
   }
+  spdlog::debug("{}: {} was {}; its bytes are intact: using it", key, path.string(), why);
+  // The identity of what was hashed: the file may have changed meanwhile,
+  // and then the next lookup hashes it again.
+  entry->data = now;
+  entry->replaces.reset();
+  try {
+    record(*entry);
+  } catch (const Error& error) {
+    spdlog::debug("cannot record the identity of {}: {}", path.string(), error.what());  // a read-only cache
+  }
+  const bool expired = clock_() - entry->fetched_at > options_.expiry_time;
   return CachedFile{std::move(path), std::move(*entry), expired};
 }
 
@@ -399,24 +475,118 @@ void Cache::drop_temp(const Temp& temp) const {
   fs::remove_all(temp.folder, ignored);
 }
 
-fs::path Cache::commit(const fs::path& temp, const CacheEntry& entry) {
+namespace {
+
+// The file a commit is about to replace at the final path is e2s's own: the
+// one its record names, or the one a commit cut short was replacing. A
+// record of an older e2s names no identity: then the bytes must be the ones
+// it recorded.
+bool written_by_e2s(const std::optional<CacheEntry>& previous, const FileIdentity& there, int folder_fd,
+                    const std::string& name) {
+  if (!previous) return false;
+  if (previous->data) return *previous->data == there || (previous->replaces && *previous->replaces == there);
+  if (there.size != previous->size || previous->sha256.empty()) return false;
+  const auto digest = hash_file_at(folder_fd, name);
+  return digest && digest->sha256 == previous->sha256;
+}
+
+ForeignFile foreign_file(const fs::path& path, const std::string& key, const std::string& why) {
+  return ForeignFile(Errc::io,
+                     path.string() + " " + why + ", and e2s does not overwrite files it did not write; move it "
+                     "away or delete it, then fetch " + key + " again (its download is kept and resumes)",
+                     key);
+}
+
+// renameat2 with `flags`, or plain renameat where the filesystem has no
+// renameat2 (then without its guarantee: the check before it stands alone).
+int rename_with(int from_folder, const char* from, int to_folder, const char* to, unsigned flags) {
+  if (::renameat2(from_folder, from, to_folder, to, flags) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) return -1;
+  return ::renameat(from_folder, from, to_folder, to);
+}
+
+}  // namespace
+
+fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
   fs::path path = final_path(entry.key, entry.file_path);
   const fs::path relative = path.lexically_relative(storage_);
+  const std::string name = relative.filename().string();
   Folder parent = *Folder::open(storage_, relative.parent_path(), /*create=*/true);
-  Folder meta_folder = *Folder::open(storage_, fs::path(kReservedFolder) / "meta", /*create=*/true);
-  const fs::path meta_file = meta_path(entry.key);
-  const std::string meta_name = meta_file.filename().string();
-  // Old metadata goes first: a crash after the rename must leave a file
-  // without metadata (a miss), never new bytes described by old metadata.
-  if (::unlinkat(meta_folder.fd(), meta_name.c_str(), 0) != 0 && errno != ENOENT) {
-    throw io_error("cannot remove old metadata", meta_file, errno);
+  Folder temp_folder = *Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
+  struct stat downloaded {};
+  if (::fstatat(temp_folder.fd(), kData, &downloaded, AT_SYMLINK_NOFOLLOW) != 0) {
+    throw io_error("cannot read", temp.data, errno);
   }
-  if (::renameat(AT_FDCWD, temp.c_str(), parent.fd(), relative.filename().c_str()) != 0) {
-    throw io_error("cannot move download into", path, errno);
+  entry.data = identity_of(downloaded);
+  const std::optional<CacheEntry> previous = read_entry(entry.key);
+  // Puts the record back as it was when the data could not follow it.
+  auto restore = [&] {
+    try {
+      if (previous) {
+        record(*previous);
+      } else if (auto meta = Folder::open(storage_, fs::path(kReservedFolder) / "meta", false)) {
+        ::unlinkat(meta->fd(), meta_path(entry.key).filename().c_str(), 0);
+      }
+    } catch (const Error& error) {
+      spdlog::debug("{}", error.what());  // the record then names a file that is not there: a miss
+    }
+  };
+
+  for (int look = 0;; ++look) {
+    std::optional<FileIdentity> replaced;
+    struct stat status {};
+    if (::fstatat(parent.fd(), name.c_str(), &status, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (!S_ISREG(status.st_mode)) throw foreign_file(path, entry.key, "is not a regular file");
+      const FileIdentity there = identity_of(status);
+      if (!written_by_e2s(previous, there, parent.fd(), name)) {
+        // Another program's file. When it holds the very bytes downloaded,
+        // it is adopted as it is: nothing is replaced, nothing lost.
+        const auto digest = hash_file_at(parent.fd(), name);
+        if (digest && digest->size == entry.size && digest->sha256 == entry.sha256) {
+          spdlog::debug("{}: {} already holds the downloaded bytes (written by another program); "
+                        "adopting it", entry.key, path.string());
+          entry.data = there;
+          entry.replaces.reset();
+          record(entry);
+          return path;
+        }
+        throw foreign_file(path, entry.key, previous ? "was changed by another program since e2s cached it"
+                                                     : "was not written by e2s");
+      }
+      replaced = there;
+    } else if (errno != ENOENT) {
+      throw io_error("cannot read", path, errno);
+    }
+
+    // The journal goes first: after an exchange the old file sits where the
+    // download was, and no journal may then describe it.
+    forget_journal(temp_folder, temp.folder);
+    entry.replaces = replaced;
+    record(entry);  // durable before the data is in place
+    const unsigned flags = replaced ? RENAME_EXCHANGE : RENAME_NOREPLACE;
+    if (rename_with(temp_folder.fd(), kData, parent.fd(), name.c_str(), flags) != 0) {
+      const int error = errno;
+      restore();
+      if (error == EEXIST && look == 0) continue;  // a file appeared meanwhile: judge it
+      throw io_error("cannot move download into", path, error);
+    }
+    if (replaced) {
+      // The file swapped out must be the one judged e2s's; if another
+      // program replaced it in the meantime, it goes back where it was.
+      struct stat displaced {};
+      if (::fstatat(temp_folder.fd(), kData, &displaced, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISREG(displaced.st_mode) && identity_of(displaced) != *replaced) {
+        if (rename_with(temp_folder.fd(), kData, parent.fd(), name.c_str(), RENAME_EXCHANGE) == 0) {
+          restore();
+          if (look == 0) continue;
+          throw foreign_file(path, entry.key, "keeps being changed by another program");
+        }
+      }
+      ::unlinkat(temp_folder.fd(), kData, 0);
+    }
+    ::fsync(parent.fd());
+    return path;
   }
-  ::fsync(parent.fd());
-  record(entry);
-  return path;
 }
 
 void Cache::record(const CacheEntry& entry) {
@@ -427,11 +597,13 @@ void Cache::record(const CacheEntry& entry) {
       {"key", entry.key},
       {"file_path", entry.file_path},
       {"size", entry.size},
-      {"etag", entry.etag},
+      {"etag", escape_record(entry.etag)},
       {"sha256", entry.sha256},
-      {"version", entry.version},
+      {"version", escape_record(entry.version)},
       {"fetched_at", to_unix_seconds(entry.fetched_at)},
   };
+  if (entry.data) meta["data"] = identity_json(*entry.data);
+  if (entry.replaces) meta["replaces"] = identity_json(*entry.replaces);
   write_atomically(meta_folder, meta_file.filename().string(), meta_file, meta.dump(2) + "\n");
 }
 

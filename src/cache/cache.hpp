@@ -10,10 +10,15 @@
 //                               "journal.json" (which bytes of data are
 //                               durably written, and from which version)
 // A file is only ever at its final path complete and verified: it is written
-// to a temp file, fsynced and renamed. A final file without metadata (a crash
-// between the two renames) is treated as absent and fetched again. A temp
-// folder whose owner died is taken over by the next download of the same
-// file, which resumes from its journal.
+// to a temp file and fsynced; its metadata, which records the file's
+// identity, is made durable; then it is renamed into place. Neither can be
+// there without the other: a crash in between leaves metadata whose file is
+// not (yet) at the final path, which is a miss. A file at the final path
+// whose identity is not the recorded one was changed by another program: it
+// is not a hit, and it is never renamed over or removed (only a file of the
+// very bytes e2s downloaded is adopted as it is). A temp folder whose owner
+// died is taken over by the next download of the same file, which resumes
+// from its journal.
 #pragma once
 
 #include <chrono>
@@ -24,11 +29,27 @@
 #include <string>
 #include <string_view>
 
+#include <sys/stat.h>
+
 #include "cache/lock.hpp"
+#include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "transfer/partial.hpp"
 
 namespace e2s::detail {
+
+// What identifies a file on disk. A file rewritten or replaced by another
+// program (an fsspec cache writing into the same folder, a user's copy) has
+// another identity, even when its size is the same. A rename keeps it, so
+// the identity of a finished temp file is that of the committed file.
+struct FileIdentity {
+  std::uint64_t size = 0;
+  std::int64_t mtime_ns = 0;  // nanoseconds since 1970
+  std::uint64_t inode = 0;
+  std::uint64_t device = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+FileIdentity identity_of(const struct stat& status);
 
 // What the cache records about a file. Never credentials.
 struct CacheEntry {
@@ -39,6 +60,12 @@ struct CacheEntry {
   std::string sha256;      // lowercase hex of the cached bytes
   std::string version;     // the store's version (HF commit, NGC version), "" when none
   std::chrono::system_clock::time_point fetched_at;
+  // The committed file as e2s wrote it; nullopt in records of e2s versions
+  // that kept none (the file's bytes are then checked once, and it recorded).
+  std::optional<FileIdentity> data;
+  // The file the commit of this entry replaced at the final path: e2s's own
+  // earlier copy, while the commit is under way (see Cache::commit).
+  std::optional<FileIdentity> replaces;
 };
 
 // A hit: where the file is and what its metadata records.
@@ -55,6 +82,13 @@ std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* rea
 
 using Clock = std::function<std::chrono::system_clock::time_point()>;
 
+// Thrown by Cache::commit when the final path holds a file that e2s did not
+// write, or that changed since: Errc::io, naming the path and what to do.
+class ForeignFile : public Error {
+ public:
+  using Error::Error;
+};
+
 class Cache {
  public:
   // No I/O. `clock` defaults to the system clock.
@@ -66,12 +100,20 @@ class Cache {
   // path would land in the cache's own ".e2s" folder.
   std::filesystem::path final_path(std::string_view key, std::string_view file_path) const;
 
-  // The cached file when it is present, recorded under `key`, of the recorded
-  // size and not expired. A few syscalls; no network. Never throws for a
-  // missing or damaged entry (that is a miss).
+  // The cached file when it is present, recorded under `key`, still the
+  // file e2s wrote (its identity) and not expired. A few syscalls; no
+  // network. Never throws for a missing or damaged entry (that is a miss).
   std::optional<CachedFile> lookup(std::string_view key, std::string_view file_path) const;
   // The same, expired entries included (marked so): what offline mode serves.
   std::optional<CachedFile> lookup_any(std::string_view key, std::string_view file_path) const;
+
+  // For a file at its final path that lookup_any() refused because it is no
+  // longer the file e2s wrote (another identity: touched, copied back,
+  // rewritten; or a record without identity): hashes it and, when its bytes
+  // are still the recorded ones, records its identity (when the cache is
+  // writable) and returns it as lookup_any() would. nullopt when there is no
+  // such file or its bytes differ. Reads the whole file; no network.
+  std::optional<CachedFile> reverify(std::string_view key, std::string_view file_path);
 
   // Records `entry` anew (a file found unchanged on the server gets a new
   // fetch time). Throws Error(io).
@@ -110,20 +152,28 @@ class Cache {
   // Removes the temp folder and what is left in it.
   void drop_temp(const Temp& temp) const;
 
-  // Moves the finished temp file to its final path and records `entry`
-  // (metadata after data, both atomic). Throws Error(io).
-  std::filesystem::path commit(const std::filesystem::path& temp, const CacheEntry& entry);
+  // Moves the finished temp file to its final path and records `entry`,
+  // which gets the file's identity: the metadata is durable before the file
+  // is in place. A file already at the final path is replaced only when it is
+  // e2s's own (the recorded identity); another program's file is never
+  // replaced: when it holds the very bytes downloaded (same size and
+  // sha256) it is adopted as it is, else ForeignFile is thrown. The caller
+  // removes the temp folder after a commit. Throws Error(io).
+  std::filesystem::path commit(const Temp& temp, CacheEntry& entry);
 
   // The folder of the cache's own bookkeeping, relative to storage().
   static constexpr std::string_view kReservedFolder = ".e2s";
-  // The "format" of metadata files this code writes and reads.
-  static constexpr int kMetadataFormat = 1;
+  // The "format" of metadata files this code writes; it reads this one and
+  // format 1 (no identity, header values unescaped).
+  static constexpr int kMetadataFormat = 2;
 
   // The metadata recorded for `key`, if any (expired or not).
   std::optional<CacheEntry> read_entry(std::string_view key) const;
 
  private:
   std::filesystem::path meta_path(std::string_view key) const;
+  // lstat of a final path, not following symlinks; nullopt unless a regular file.
+  std::optional<struct stat> stat_final(const std::filesystem::path& path) const;
 
   std::filesystem::path storage_;
   CacheOptions options_;

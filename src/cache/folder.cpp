@@ -11,8 +11,10 @@
 #include <sstream>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "e2s/error.hpp"
+#include "transfer/hash.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -74,6 +76,37 @@ std::optional<std::string> read_small(int folder_fd, const char* name, int flags
 }
 
 }  // namespace
+
+std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name) {
+  const int fd = ::openat(folder_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat status {};
+  if (::fstat(fd, &status) != 0 || !S_ISREG(status.st_mode)) {
+    ::close(fd);
+    errno = EINVAL;
+    return std::nullopt;
+  }
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  Digest digest(DigestAlgorithm::sha256);
+  FileDigest result;
+  std::vector<char> block(1u << 20);
+  for (;;) {
+    const ssize_t n = ::read(fd, block.data(), block.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int error = errno;
+      ::close(fd);
+      errno = error;
+      return std::nullopt;
+    }
+    if (n == 0) break;
+    digest.update(block.data(), static_cast<std::size_t>(n));
+    result.size += static_cast<std::uint64_t>(n);
+  }
+  ::close(fd);
+  result.sha256 = digest.hex_final();
+  return result;
+}
 
 std::optional<std::string> read_small_file(int folder_fd, const std::string& name) {
   return read_small(folder_fd, name.c_str(), O_NOFOLLOW);

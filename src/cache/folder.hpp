@@ -4,6 +4,7 @@
 // cache on another disk); only what lies below it is checked.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -22,6 +23,15 @@ std::optional<std::string> read_small_file(int folder_fd, const std::string& nam
 // The same for a file the user names (a token or credentials file), which
 // may be a symlink.
 std::optional<std::string> read_small_file(const std::filesystem::path& path);
+
+// The size and lowercase hex SHA-256 of the regular file `name` in the folder
+// `folder_fd` (not following a symlink, never waiting on a FIFO); nullopt,
+// with errno set, when it is not a regular file or cannot be read.
+struct FileDigest {
+  std::uint64_t size = 0;
+  std::string sha256;
+};
+std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name);
 
 class Folder {
  public:

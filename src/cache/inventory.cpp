@@ -163,6 +163,12 @@ bool stat_below(const fs::path& cache_root, const fs::path& relative, struct sta
   }
 }
 
+// Whether a regular file with `status` is the one e2s wrote for `entry`.
+bool written_by_e2s(const CacheEntry& entry, const struct stat& status) {
+  if (entry.data) return identity_of(status) == *entry.data;
+  return static_cast<std::uint64_t>(status.st_size) == entry.size;  // a record of an older e2s
+}
+
 // Finds the data file of `file` in the package folder `folder`: under its
 // own name or under the hash of its key (the metadata does not say which).
 void locate_data(const fs::path& cache_root, const fs::path& folder, StoredFile& file) {
@@ -174,24 +180,38 @@ void locate_data(const fs::path& cache_root, const fs::path& folder, StoredFile&
   file.state = DataState::missing;
   file.bytes = 0;
   file.last_used = file.entry.fetched_at;
-  std::optional<std::pair<fs::path, struct stat>> other_size;
+  std::optional<std::pair<fs::path, struct stat>> found;
   for (const fs::path& candidate : candidates) {
     struct stat status {};
     if (!stat_below(cache_root, below(cache_root, folder / candidate), status) || !S_ISREG(status.st_mode)) {
       continue;
     }
-    if (static_cast<std::uint64_t>(status.st_size) == file.entry.size) {
-      other_size = {candidate, status};
+    if (written_by_e2s(file.entry, status)) {
+      found = {candidate, status};
       file.state = DataState::present;
       break;
     }
-    if (!other_size) other_size = {candidate, status};
+    if (!found) found = {candidate, status};
   }
-  if (!other_size) return;
-  if (file.state != DataState::present) file.state = DataState::wrong_size;
-  file.data = folder / other_size->first;
-  file.bytes = static_cast<std::uint64_t>(other_size->second.st_size);
-  file.last_used = std::max(file.last_used, to_time_point(other_size->second.st_atim));
+  if (!found) return;
+  if (file.state != DataState::present) file.state = DataState::changed;
+  file.data = folder / found->first;
+  file.bytes = static_cast<std::uint64_t>(found->second.st_size);
+  file.last_used = std::max(file.last_used, to_time_point(found->second.st_atim));
+}
+
+// Records the identity of the intact file `status` describes in `file`'s
+// metadata, so that the next lookup is a hit again. Best effort: a
+// read-only cache keeps its old record (and hashes again next time).
+void record_identity(const StoredFile& file, const struct stat& status) {
+  CacheEntry entry = file.entry;
+  entry.data = identity_of(status);
+  entry.replaces.reset();
+  try {
+    Cache(package_folder_of(file.meta), CacheOptions{}).record(entry);
+  } catch (const Error& error) {
+    spdlog::debug("cannot record the identity of {}: {}", file.data.string(), error.what());
+  }
 }
 
 // Sizes and the latest use of what a folder holds (recursively).
@@ -486,9 +506,6 @@ Verification verify_file(const fs::path& cache_root, const StoredFile& file,
   using Verdict = Verification::Verdict;
   const std::string recorded = std::to_string(file.entry.size) + " bytes recorded";
   if (file.state == DataState::missing) return {Verdict::missing, "no file at " + file.data.string()};
-  if (file.state == DataState::wrong_size) {
-    return {Verdict::wrong_size, std::to_string(file.bytes) + " bytes on disk, " + recorded};
-  }
   const fs::path relative = below(cache_root, file.data);
   std::optional<Folder> parent;
   try {
@@ -499,14 +516,20 @@ Verification verify_file(const fs::path& cache_root, const StoredFile& file,
   if (!parent) return {Verdict::missing, "no file at " + file.data.string()};
   const std::string name = relative.filename().string();
   // O_NOATIME: verifying is not using (prune goes by access times). Only
-  // the file's owner may ask for it.
-  int raw = ::openat(parent->fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
-  if (raw < 0 && errno == EPERM) raw = ::openat(parent->fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  // the file's owner may ask for it. O_NONBLOCK: a FIFO is refused, not read.
+  constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC;
+  int raw = ::openat(parent->fd(), name.c_str(), kFlags | O_NOATIME);
+  if (raw < 0 && errno == EPERM) raw = ::openat(parent->fd(), name.c_str(), kFlags);
   Fd fd(raw);
   if (!fd) {
     if (errno == ENOENT || errno == ELOOP) return {Verdict::missing, "no file at " + file.data.string()};
     throw Error(Errc::io, "cannot read " + file.data.string() + ": " + std::strerror(errno), file.data.string());
   }
+  struct stat status {};
+  if (::fstat(fd.get(), &status) != 0 || !S_ISREG(status.st_mode)) {
+    return {Verdict::missing, file.data.string() + " is not a regular file"};
+  }
+  const bool ours = written_by_e2s(file.entry, status);
   ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
   Digest digest(DigestAlgorithm::sha256);
   std::vector<char> block(kHashBlock);
@@ -523,25 +546,48 @@ Verification verify_file(const fs::path& cache_root, const StoredFile& file,
     total += static_cast<std::uint64_t>(n);
     if (progress) progress(total);
   }
-  if (total != file.entry.size) return {Verdict::wrong_size, std::to_string(total) + " bytes read, " + recorded};
   const std::string actual = digest.hex_final();
-  if (!file.entry.sha256.empty() && actual != file.entry.sha256) {
-    return {Verdict::corrupt, "SHA-256 " + actual + ", the metadata records " + file.entry.sha256};
+  const bool intact = total == file.entry.size && (file.entry.sha256.empty() || actual == file.entry.sha256);
+  if (intact && ours && file.entry.data) return {Verdict::ok, ""};
+  if (intact) {
+    // Touched, copied back, or recorded by an older e2s: the bytes are the
+    // ones e2s downloaded, and the record now says which file holds them.
+    record_identity(file, status);
+    return {Verdict::ok, "re-verified: its bytes are intact; its identity is recorded"};
   }
-  return {Verdict::ok, ""};
+  const std::string differs = total != file.entry.size
+                                  ? std::to_string(total) + " bytes on disk, " + recorded
+                                  : "SHA-256 " + actual + ", the metadata records " + file.entry.sha256;
+  // Bytes e2s cannot vouch it wrote are another program's: reported, never removed.
+  if (!ours || !file.entry.data) return {Verdict::changed, "changed since e2s wrote it: " + differs};
+  return {Verdict::corrupt, differs};
 }
 
-bool remove_file(const fs::path& cache_root, const StoredFile& file, bool keep_if_fetched_again) {
+Removal remove_file(const fs::path& cache_root, const StoredFile& file, const RemoveOptions& options) {
   const fs::path folder = package_folder_of(file.meta);
+  const fs::path data_relative = below(cache_root, file.data);
+  std::optional<Folder> data_parent;
+  try {
+    data_parent = Folder::open(cache_root, data_relative.parent_path(), /*create=*/false);
+  } catch (const Error& error) {
+    spdlog::debug("{}", error.what());  // a symlink on the way: not the cache's file
+  }
+  // Looked at now, not at the scan: the file may have changed since.
+  struct stat status {};
+  const bool present = data_parent && stat_at(data_parent->fd(), data_relative.filename().string(), status) &&
+                       S_ISREG(status.st_mode);
+  const bool changed = present && !written_by_e2s(file.entry, status);
+  if (changed && !options.forget_changed) return Removal::changed;
+
   if (auto meta = Folder::open(cache_root, below(cache_root, file.meta.parent_path()), /*create=*/false)) {
     const std::string name = file.meta.filename().string();
     // A file fetched again since the scan is in use again: it stays.
-    if (const auto text = keep_if_fetched_again ? read_small_file(meta->fd(), name) : std::nullopt) {
+    if (const auto text = options.keep_if_fetched_again ? read_small_file(meta->fd(), name) : std::nullopt) {
       std::string reason;
       const auto now = parse_metadata(*text, name, reason);
       if (now && (now->entry.sha256 != file.entry.sha256 || now->entry.size != file.entry.size ||
                   now->entry.fetched_at != file.entry.fetched_at)) {
-        return false;
+        return Removal::fetched_again;
       }
     }
     // Metadata first: a crash after it leaves a file without metadata,
@@ -550,16 +596,12 @@ bool remove_file(const fs::path& cache_root, const StoredFile& file, bool keep_i
       throw removal_error("the metadata", file.meta, folder, errno);
     }
   }
-  if (file.state != DataState::missing) {
-    const fs::path relative = below(cache_root, file.data);
-    if (auto parent = Folder::open(cache_root, relative.parent_path(), /*create=*/false)) {
-      if (::unlinkat(parent->fd(), relative.filename().c_str(), 0) != 0 && errno != ENOENT) {
-        throw removal_error("", file.data, folder, errno);
-      }
-    }
+  if (present && !changed &&
+      ::unlinkat(data_parent->fd(), data_relative.filename().c_str(), 0) != 0 && errno != ENOENT) {
+    throw removal_error("", file.data, folder, errno);
   }
   for (const ExtractedFolder& extracted : file.extracted) remove_extracted(cache_root, extracted);
-  return true;
+  return changed ? Removal::changed : Removal::removed;
 }
 
 void remove_extracted(const fs::path& cache_root, const ExtractedFolder& extracted) {
@@ -604,6 +646,7 @@ std::vector<PruneItem> plan_prune(const Inventory& inventory, const PruneOptions
   std::uint64_t total = 0;
   for (const CachedPackage& package : inventory.packages) {
     for (const StoredFile& file : package.files) {
+      if (file.state == DataState::changed) continue;  // another program's bytes
       PruneItem item{&package, &file, nullptr, file.bytes, file.last_used};
       // A model reads the folders extracted from an archive, not the archive.
       for (const ExtractedFolder& extracted : file.extracted) {

@@ -11,7 +11,9 @@
 // Removal keeps the cache's rule that a file without metadata is a miss:
 // metadata goes first, then the data, so a crash in between costs a
 // download, never a wrong file. A process resolving a file while it is
-// removed fetches it again. Removal throws Error(io) naming the folder when
+// removed fetches it again. A data file that is no longer the one e2s wrote
+// (another identity: another program changed or replaced it) is never
+// removed; it is reported. Removal throws Error(io) naming the folder when
 // it cannot delete (a read-only cache).
 #pragma once
 
@@ -40,9 +42,11 @@ struct ExtractedFolder {
 };
 
 enum class DataState {
-  present,     // a regular file of the recorded size
-  wrong_size,  // a regular file of another size (a miss for the cache)
-  missing,     // no regular file (a miss for the cache)
+  present,  // the regular file e2s wrote (its recorded identity; for records
+            // without one, of the recorded size)
+  changed,  // a regular file e2s did not write as it is: another identity
+            // (rewritten, replaced, truncated by another program)
+  missing,  // no regular file (a miss for the cache)
 };
 
 // A cached file: its metadata record and where its bytes are.
@@ -51,7 +55,7 @@ struct StoredFile {
   std::string root;                 // the package root: the key minus "/" + file_path
   std::filesystem::path meta;       // the metadata file
   // The data file: <folder>/<file_path> or <folder>/<sha256 of key>, the one
-  // that holds the recorded size; when neither does, the one that exists.
+  // e2s wrote; when neither is, the one that exists.
   std::filesystem::path data;
   DataState state = DataState::missing;
   std::uint64_t bytes = 0;          // size of the data file on disk (0 when missing)
@@ -98,8 +102,14 @@ Inventory scan_inventory(const std::filesystem::path& cache_root);
 
 // The result of re-reading a file against its metadata.
 struct Verification {
-  enum class Verdict { ok, corrupt, wrong_size, missing } verdict = Verdict::ok;
-  std::string detail;  // what differs, for a message ("" when ok)
+  enum class Verdict {
+    ok,        // the recorded bytes
+    corrupt,   // the file e2s wrote, and its bytes differ (the disk lost them)
+    changed,   // another program's bytes: never removed, only reported
+    missing,
+  } verdict = Verdict::ok;
+  std::string detail;  // what differs, for a message; for an ok file whose
+                       // identity changed, that it was re-verified
 };
 
 // The operations below take the `cache_root` the inventory was scanned
@@ -107,20 +117,35 @@ struct Verification {
 // symlinks on the way.
 
 // Hashes `file`'s data (SHA-256) and compares size and digest with its
-// metadata. Reads without following symlinks and, where the kernel allows,
-// without changing the access time (verifying is not using). `progress`
+// metadata. Reads without following symlinks, never waits on a FIFO and,
+// where the kernel allows, does not change the access time (verifying is
+// not using). A changed file whose bytes are still the recorded ones is ok:
+// its new identity is recorded (when the cache is writable). `progress`
 // receives the bytes of this file read so far, once per MiB. Never throws
 // for a damaged or missing file; throws Error(io) when a file is there but
 // cannot be read.
 Verification verify_file(const std::filesystem::path& cache_root, const StoredFile& file,
                          const std::function<void(std::uint64_t)>& progress = {});
 
-// Removes `file`: its metadata, then its data file (when one is there), then
-// the folders extracted from it. When `keep_if_fetched_again`, returns false
-// and removes nothing when the metadata changed since the scan (the file was
-// fetched again: it is in use).
-bool remove_file(const std::filesystem::path& cache_root, const StoredFile& file,
-                 bool keep_if_fetched_again = true);
+enum class Removal {
+  removed,        // metadata, data and extracted folders
+  fetched_again,  // nothing: the file was fetched again since the scan (in use)
+  changed,        // not the data: another program changed it since e2s wrote it
+};
+
+struct RemoveOptions {
+  // Remove nothing when the metadata changed since the scan.
+  bool keep_if_fetched_again = true;
+  // For a changed data file: remove e2s's metadata of it (e2s no longer
+  // vouches for it) and its extracted folders, leaving the file. Else
+  // nothing is removed.
+  bool forget_changed = false;
+};
+
+// Removes `file`: its metadata, then its data file (when one is there and it
+// is still the one e2s wrote), then the folders extracted from it.
+Removal remove_file(const std::filesystem::path& cache_root, const StoredFile& file,
+                    const RemoveOptions& options = {});
 
 // Removes an extracted folder (and its lock file): renamed away first, so
 // that no process sees it half removed.
@@ -145,8 +170,9 @@ struct PruneOptions {
 };
 
 // One thing prune removes: a file (with the folders extracted from it), or
-// an extracted folder of no known file. Points into the Inventory it was
-// planned from, which must outlive it.
+// an extracted folder of no known file. Changed files are not e2s's to
+// remove and are never planned. Points into the Inventory it was planned
+// from, which must outlive it.
 struct PruneItem {
   const CachedPackage* package = nullptr;
   const StoredFile* file = nullptr;             // null for an extracted folder alone

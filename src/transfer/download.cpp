@@ -364,7 +364,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
                     " bytes, received " + std::to_string(written) + "; try again",
                 file.uri);
   }
-  Downloaded downloaded{written, hashes.verify(file), file.etag.empty() ? served_etag : file.etag};
+  Downloaded downloaded{written, hashes.verify(file), file.etag.empty() ? served_etag : file.etag, served_etag};
   if (::fsync(out.get()) != 0) throw write_error(temp_path, file.uri, errno);
   if (context.progress) context.progress(written, written);
   return downloaded;

@@ -37,8 +37,9 @@ struct RemoteFile {
 
 struct Downloaded {
   std::uint64_t size = 0;
-  std::string sha256;  // of the bytes written
-  std::string etag;    // RemoteFile::etag when the store gave one, else the response's (unquoted)
+  std::string sha256;       // of the bytes written
+  std::string etag;         // RemoteFile::etag when the store gave one, else the response's (unquoted)
+  std::string served_etag;  // the ETag of the replies the bytes came from, "" when none
 };
 
 using TransferProgress =

@@ -81,7 +81,8 @@ class ParallelDownload {
                       std::to_string(size_) + " bytes arrived; try again",
                   file_.uri);
     }
-    Downloaded downloaded{size_, hashes_.verify(file_), file_.etag.empty() ? served_etag_ : file_.etag};
+    Downloaded downloaded{size_, hashes_.verify(file_), file_.etag.empty() ? served_etag_ : file_.etag,
+                          served_etag_};
     if (::fsync(fd_) != 0) throw write_error(temp_path_, file_.uri, errno);
     if (context_.progress) context_.progress(size_, size_);
     return downloaded;

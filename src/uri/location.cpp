@@ -701,6 +701,11 @@ Location parse_root(std::string_view root) {
     if (c == '\r' || c == '\n') parser.fail("contains a line break (CR or LF)");
     if (is_control(c)) parser.fail("contains a control character");
   }
+  // A remote root names its files in the cache's records; a local folder's
+  // name may be any bytes its filesystem takes.
+  if (has_scheme && scheme != "file" && !is_utf8(root)) {
+    parser.fail("is not valid UTF-8; percent-encode other bytes (%XX)");
+  }
 
   if (!has_scheme) {
     // "hf:ns/name" or "https:/host" is almost always a typo for a URI; a
@@ -730,6 +735,9 @@ Location parse_root(std::string_view root) {
               std::string(kSupportedForms));
 }
 
+// NAME_MAX of Linux filesystems: the longest name of one file or folder.
+constexpr std::size_t kMaxNameBytes = 255;
+
 std::string validate_file_path(std::string_view file_path, std::string_view root) {
   const auto fail = [&](std::string_view reason) {
     throw Error(Errc::invalid_uri,
@@ -746,11 +754,17 @@ std::string validate_file_path(std::string_view file_path, std::string_view root
   }
   if (file_path.front() == '/') fail("the path is absolute");
 
+  // The name becomes a file in the cache and a field of its records.
+  if (!is_utf8(file_path)) fail("it is not valid UTF-8");
   std::string normal;
   for (std::string_view segment : split(file_path, '/')) {
     if (segment.empty() || segment == ".") continue;
     if (segment == "..") fail("the path has a '..' segment");
     if (is_dot_segment(segment)) fail("the path has a percent-encoded '.' or '..' segment");
+    if (segment.size() > kMaxNameBytes) {
+      fail("a name in it is " + std::to_string(segment.size()) + " bytes long; filesystems take at most " +
+           std::to_string(kMaxNameBytes));
+    }
     if (!normal.empty()) normal += '/';
     normal += segment;
   }

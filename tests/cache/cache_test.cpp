@@ -27,13 +27,31 @@ struct FakeClock {
 
 CacheEntry entry_for(const std::string& key, const std::string& file_path, const std::string& bytes,
                      std::chrono::system_clock::time_point when) {
-  return CacheEntry{key, file_path, bytes.size(), "etag-1", sha256_hex(bytes), "v1", when};
+  CacheEntry entry;
+  entry.key = key;
+  entry.file_path = file_path;
+  entry.size = bytes.size();
+  entry.etag = "etag-1";
+  entry.sha256 = sha256_hex(bytes);
+  entry.version = "v1";
+  entry.fetched_at = when;
+  return entry;
 }
 
-fs::path write_temp(Cache& cache, const std::string& key, const std::string& bytes) {
-  fs::path temp = cache.claim_temp(key).data;
-  std::ofstream(temp, std::ios::binary) << bytes;
+Cache::Temp write_temp(Cache& cache, const std::string& key, const std::string& bytes) {
+  Cache::Temp temp = cache.claim_temp(key);
+  std::ofstream(temp.data, std::ios::binary) << bytes;
   return temp;
+}
+
+// Commits `bytes` as `file_path` of `key`, as a download does.
+fs::path commit(Cache& cache, const std::string& key, const std::string& file_path, const std::string& bytes,
+                std::chrono::system_clock::time_point when) {
+  const Cache::Temp temp = write_temp(cache, key, bytes);
+  CacheEntry entry = entry_for(key, file_path, bytes, when);
+  fs::path path = cache.commit(temp, entry);
+  cache.drop_temp(temp);
+  return path;
 }
 
 TEST(Cache, CommitPutsTheFileUnderItsOwnNameAndSubFolders) {
@@ -41,10 +59,7 @@ TEST(Cache, CommitPutsTheFileUnderItsOwnNameAndSubFolders) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/sub/w.bin";
-  Cache::Temp temp = cache.claim_temp(key);
-  std::ofstream(temp.data, std::ios::binary) << "weights";
-  auto path = cache.commit(temp.data, entry_for(key, "sub/w.bin", "weights", time.now));
-  cache.drop_temp(temp);
+  auto path = commit(cache, key, "sub/w.bin", "weights", time.now);
   EXPECT_EQ(path, dir.path() / "sub" / "w.bin");
   EXPECT_EQ(test::TempDir::read_file(path), "weights");
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
@@ -60,7 +75,7 @@ TEST(Cache, HashedNamesWhenSameNamesIsOff) {
   options.same_names = false;
   Cache cache(dir.path(), options, time.clock());
   const std::string key = "http://h/pkg/sub/w.bin";
-  auto path = cache.commit(write_temp(cache, key, "x"), entry_for(key, "sub/w.bin", "x", time.now));
+  auto path = commit(cache, key, "sub/w.bin", "x", time.now);
   EXPECT_EQ(path, dir.path() / sha256_hex(key));
   EXPECT_EQ(path.filename().string().size(), 64u);
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
@@ -72,7 +87,7 @@ TEST(Cache, MetadataRecordsTheEntryAndNoMore) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/a";
-  cache.commit(write_temp(cache, key, "abc"), entry_for(key, "a", "abc", time.now));
+  commit(cache, key, "a", "abc", time.now);
   auto entry = cache.read_entry(key);
   ASSERT_TRUE(entry.has_value());
   EXPECT_EQ(entry->key, key);
@@ -93,7 +108,7 @@ TEST(Cache, MissWhenAbsentExpiredTruncatedOrWithoutMetadata) {
   const std::string key = "http://h/pkg/a";
   EXPECT_FALSE(cache.lookup(key, "a"));
 
-  auto path = cache.commit(write_temp(cache, key, "abc"), entry_for(key, "a", "abc", time.now));
+  auto path = commit(cache, key, "a", "abc", time.now);
   time.now += 99s;
   EXPECT_TRUE(cache.lookup(key, "a"));
   time.now += 2s;
@@ -104,7 +119,9 @@ TEST(Cache, MissWhenAbsentExpiredTruncatedOrWithoutMetadata) {
   EXPECT_FALSE(cache.lookup(key, "a")) << "size differs from the metadata";
 
   std::ofstream(path, std::ios::binary | std::ios::trunc) << "abc";
-  EXPECT_TRUE(cache.lookup(key, "a"));
+  EXPECT_FALSE(cache.lookup(key, "a")) << "written again: not the file e2s wrote";
+  EXPECT_TRUE(cache.reverify(key, "a")) << "... but the same bytes";
+  EXPECT_TRUE(cache.lookup(key, "a")) << "whose identity is now recorded";
   fs::remove_all(dir.path() / ".e2s" / "meta");
   EXPECT_FALSE(cache.lookup(key, "a")) << "data without metadata is not trusted";
 }
@@ -114,7 +131,7 @@ TEST(Cache, DamagedOrForeignMetadataIsAMiss) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/a";
-  cache.commit(write_temp(cache, key, "abc"), entry_for(key, "a", "abc", time.now));
+  commit(cache, key, "a", "abc", time.now);
   fs::path meta = dir.path() / ".e2s" / "meta" / (sha256_hex(key) + ".json");
   ASSERT_TRUE(fs::exists(meta));
   std::ofstream(meta, std::ios::trunc) << "{ not json";
@@ -128,8 +145,8 @@ TEST(Cache, RecommitReplacesFileAndMetadata) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/a";
-  cache.commit(write_temp(cache, key, "old"), entry_for(key, "a", "old", time.now));
-  auto path = cache.commit(write_temp(cache, key, "newer"), entry_for(key, "a", "newer", time.now));
+  commit(cache, key, "a", "old", time.now);
+  auto path = commit(cache, key, "a", "newer", time.now);
   EXPECT_EQ(test::TempDir::read_file(path), "newer");
   EXPECT_EQ(cache.read_entry(key)->sha256, sha256_hex("newer"));
 }
@@ -140,7 +157,7 @@ TEST(Cache, PlantedSymlinkAtTheFinalPathIsNotTrusted) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/a";
-  auto path = cache.commit(write_temp(cache, key, "abc"), entry_for(key, "a", "abc", time.now));
+  auto path = commit(cache, key, "a", "abc", time.now);
   elsewhere.write_file("evil", "xyz");
   fs::remove(path);
   fs::create_symlink(elsewhere.path() / "evil", path);
@@ -195,7 +212,8 @@ TEST(Cache, ASymlinkedSubFolderIsNeverWrittenThrough) {
   Cache::Temp temp = cache.claim_temp(key);
   std::ofstream(temp.data, std::ios::binary) << "x";
   try {
-    cache.commit(temp.data, entry_for(key, "sub/w.bin", "x", time.now));
+    CacheEntry entry = entry_for(key, "sub/w.bin", "x", time.now);
+    cache.commit(temp, entry);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::io);
@@ -211,7 +229,7 @@ TEST(Cache, ASymlinkedFolderOnTheWayIsAMissNotARead) {
   FakeClock time;
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/sub/w.bin";
-  cache.commit(write_temp(cache, key, "abc"), entry_for(key, "sub/w.bin", "abc", time.now));
+  commit(cache, key, "sub/w.bin", "abc", time.now);
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
   // Swap the folder for a symlink to a look-alike outside the cache.
   outside.write_file("w.bin", "xyz");

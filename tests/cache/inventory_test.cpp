@@ -187,9 +187,14 @@ TEST_F(InventoryTest, VerifyCatchesAFlippedByteAndRemovalMakesItAMissFetchedAgai
   fill();
   const fs::path big = file_of(scan(), root("b") + "/w/big.bin").data;
   {
+    // What a failing disk does: a byte changes, the file's identity (inode,
+    // size, modification time) does not.
+    const auto mtime = fs::last_write_time(big);
     std::fstream flip(big, std::ios::in | std::ios::out | std::ios::binary);
     flip.seekp(123456);
     flip.put(static_cast<char>(big_[123456] ^ 0x20));
+    flip.close();
+    fs::last_write_time(big, mtime);
   }
   const Inventory inventory = scan();
   const StoredFile& file = file_of(inventory, root("b") + "/w/big.bin");
@@ -202,7 +207,7 @@ TEST_F(InventoryTest, VerifyCatchesAFlippedByteAndRemovalMakesItAMissFetchedAgai
   EXPECT_EQ(e2s::detail::verify_file(inventory.cache_root, file_of(inventory, root("b") + "/c.json")).verdict,
             Verdict::ok);
 
-  EXPECT_TRUE(e2s::detail::remove_file(inventory.cache_root, file));
+  EXPECT_EQ(e2s::detail::remove_file(inventory.cache_root, file), e2s::detail::Removal::removed);
   EXPECT_FALSE(fs::exists(file.meta));
   EXPECT_FALSE(fs::exists(big));
   EXPECT_TRUE(fs::exists(file_of(inventory, root("b") + "/c.json").data)) << "the rest stays";
@@ -218,9 +223,9 @@ TEST_F(InventoryTest, VerifyTellsATruncatedFileFromAMissingOne) {
   fs::remove(file_of(scan(), root("a") + "/x.txt").data);
   const Inventory inventory = scan();
   const StoredFile& truncated = file_of(inventory, root("b") + "/w/big.bin");
-  EXPECT_EQ(truncated.state, DataState::wrong_size);
+  EXPECT_EQ(truncated.state, DataState::changed) << "e2s never commits a short file: another program's";
   EXPECT_EQ(truncated.bytes, 1000u);
-  EXPECT_EQ(e2s::detail::verify_file(inventory.cache_root, truncated).verdict, Verdict::wrong_size);
+  EXPECT_EQ(e2s::detail::verify_file(inventory.cache_root, truncated).verdict, Verdict::changed);
   const StoredFile& missing = file_of(inventory, root("a") + "/x.txt");
   EXPECT_EQ(missing.state, DataState::missing);
   EXPECT_EQ(e2s::detail::verify_file(inventory.cache_root, missing).verdict, Verdict::missing);
@@ -379,7 +384,7 @@ TEST_F(InventoryTest, ExtractedFoldersCountWithTheirArchiveAndGoWithIt) {
   EXPECT_EQ(plan.back().file->entry.key, root("d") + "/bundle.tar");
   EXPECT_EQ(plan.back().bytes, file_of(inventory, root("d") + "/bundle.tar").bytes + 3005u);
 
-  EXPECT_TRUE(e2s::detail::remove_file(inventory.cache_root, file_of(inventory, root("d") + "/bundle.tar")));
+  EXPECT_EQ(e2s::detail::remove_file(inventory.cache_root, file_of(inventory, root("d") + "/bundle.tar")), e2s::detail::Removal::removed);
   EXPECT_FALSE(fs::exists(extracted));
   EXPECT_FALSE(fs::exists(stale));
   EXPECT_FALSE(fs::exists(fs::path(extracted.string() + ".lock")));
@@ -397,7 +402,7 @@ TEST_F(InventoryTest, APackageFolderGoesOnlyWhenNothingButBookkeepingIsLeft) {
   Inventory inventory = scan();
   const auto& b = inventory.packages[1];
   EXPECT_FALSE(e2s::detail::remove_folder_if_unused(inventory.cache_root, b.folder)) << "files are there";
-  for (const auto& file : b.files) ASSERT_TRUE(e2s::detail::remove_file(inventory.cache_root, file));
+  for (const auto& file : b.files) ASSERT_EQ(e2s::detail::remove_file(inventory.cache_root, file), e2s::detail::Removal::removed);
   ASSERT_TRUE(fs::is_directory(b.folder / "w"));
   // A download in progress keeps the folder.
   fs::create_directories(b.folder / ".e2s" / "tmp" / "abc-owner");
@@ -413,7 +418,7 @@ TEST_F(InventoryTest, APackageFolderGoesOnlyWhenNothingButBookkeepingIsLeft) {
   Inventory own = e2s::detail::scan_inventory(other.path());
   ASSERT_EQ(own.packages.size(), 1u);
   EXPECT_EQ(own.packages[0].folder, other.path());
-  ASSERT_TRUE(e2s::detail::remove_file(own.cache_root, own.packages[0].files[0]));
+  ASSERT_EQ(e2s::detail::remove_file(own.cache_root, own.packages[0].files[0]), e2s::detail::Removal::removed);
   EXPECT_FALSE(e2s::detail::remove_folder_if_unused(own.cache_root, own.cache_root));
   EXPECT_TRUE(fs::is_directory(other.path()));
 }
@@ -423,10 +428,11 @@ TEST_F(InventoryTest, RemovalKeepsAFileFetchedAgainSinceTheScan) {
   const Inventory inventory = scan();
   const StoredFile& x = file_of(inventory, root("a") + "/x.txt");
   age(root("a") + "/x.txt", 1h);  // the metadata now records another fetch
-  EXPECT_FALSE(e2s::detail::remove_file(inventory.cache_root, x));
+  EXPECT_EQ(e2s::detail::remove_file(inventory.cache_root, x), e2s::detail::Removal::fetched_again);
   EXPECT_TRUE(fs::exists(x.meta));
   EXPECT_TRUE(fs::exists(x.data));
-  EXPECT_TRUE(e2s::detail::remove_file(inventory.cache_root, x, /*keep_if_fetched_again=*/false));
+  EXPECT_EQ(e2s::detail::remove_file(inventory.cache_root, x, {.keep_if_fetched_again = false}),
+            e2s::detail::Removal::removed);
   EXPECT_FALSE(fs::exists(x.data));
 }
 

@@ -87,10 +87,18 @@ class CacheCliTest : public ::testing::Test {
     ASSERT_EQ(::utimensat(AT_FDCWD, (folder(name) / file).c_str(), times, 0), 0);
   }
 
+  // What a failing disk does: a byte changes, the file's identity (inode,
+  // size, modification time) does not. (A file another program rewrote is
+  // the safety tests' case: it is reported and never removed.)
   void flip_a_byte_of_big() const {
-    std::fstream flip(folder("b") / "w" / "big.bin", std::ios::in | std::ios::out | std::ios::binary);
-    flip.seekp(4242);
-    flip.put(static_cast<char>(big_[4242] ^ 1));
+    const fs::path big = folder("b") / "w" / "big.bin";
+    const auto mtime = fs::last_write_time(big);
+    {
+      std::fstream flip(big, std::ios::in | std::ios::out | std::ios::binary);
+      flip.seekp(4242);
+      flip.put(static_cast<char>(big_[4242] ^ 1));
+    }
+    fs::last_write_time(big, mtime);
   }
 
   TempDir served_;

@@ -140,7 +140,7 @@ TEST_F(ResumeTest, AJournalNeverOutlivesTheBytesItDescribes) {
   }
   fs::create_directories(temp);
   cache_.write_file(temp.lexically_relative(cache_.path()) / "data", data);
-  const json journal = {{"format", 1},   {"key", key},
+  const json journal = {{"format", 2},   {"key", key},
                         {"size", bytes_.size()}, {"etag", ""},
                         {"served_etag", e2s::test::md5_hex(bytes_)}, {"written", written}};
   cache_.write_file(temp.lexically_relative(cache_.path()) / "journal.json", journal.dump());
@@ -170,7 +170,7 @@ TEST_F(ResumeTest, AnUnusableJournalIsDroppedBeforeTheFolderIsReused) {
   const fs::path temp = storage() / ".e2s" / "tmp" / (e2s::detail::sha256_hex(key) + "-released.1.2.3");
   // The journal claims 9 MiB; the data holds 2 (a stream truncated it).
   cache_.write_file(temp.lexically_relative(cache_.path()) / "data", bytes_.substr(0, 2 * kMiB));
-  const json journal = {{"format", 1},   {"key", key},
+  const json journal = {{"format", 2},   {"key", key},
                         {"size", bytes_.size()}, {"etag", ""},
                         {"served_etag", e2s::test::md5_hex(bytes_)}, {"written", {{0, kMiB}, {8 * kMiB, 9 * kMiB}}}};
   cache_.write_file(temp.lexically_relative(cache_.path()) / "journal.json", journal.dump());
