@@ -412,17 +412,19 @@ CacheCommand::CacheCommand(CLI::App& app) : options_(std::make_unique<Options>()
   o.ls->footer("Examples:\n  e2s cache ls\n  e2s --cache-dir /shared/cache cache ls --json");
 
   o.verify = o.cache->add_subcommand(
-      "verify", "Re-hash cached files against their metadata (size and SHA-256); print each corrupt or "
-                "missing one. Exit 6 when problems remain");
+      "verify", "Re-hash cached files against their metadata (size and SHA-256); print each corrupt, "
+                "missing or changed one (changed: another program rewrote it). Exit 6 when problems remain");
   o.verify->fallthrough();
   o.verify->add_option("ROOT", o.root, "Only the files of this package root (default: every package)");
   o.verify->add_flag("--remove", o.remove,
-                     "Delete corrupt files and their metadata (they are fetched again when next used)");
+                     "Delete corrupt and missing files' records and data (fetched again when next used); "
+                     "files another program changed are never deleted");
   o.verify->footer("Examples:\n  e2s cache verify\n  e2s cache verify https://example.org/models/tiny --remove");
 
   o.prune = o.cache->add_subcommand(
       "prune", "Remove cached files, least recently used first (by fetch time or last access), with the "
-               "archives' extracted folders. Needs --older-than, --max-size or both");
+               "archives' extracted folders; files another program changed are left in place. Needs "
+               "--older-than, --max-size or both");
   o.prune->fallthrough();
   o.prune->add_option("--older-than", o.older_than,
                       "Remove what was not used for this long: 45s, 90m, 12h, 30d, 2w")
@@ -444,8 +446,9 @@ CacheCommand::CacheCommand(CLI::App& app) : options_(std::make_unique<Options>()
       "  e2s cache prune --older-than 90d --max-size 500GiB");
 
   o.rm = o.cache->add_subcommand(
-      "rm", "Remove every cached file of package ROOT, its extracted folders, and its folder when empty. "
-            "Exit 3 when nothing is cached for ROOT");
+      "rm", "Remove every cached file of package ROOT, its extracted folders, and its folder when empty; "
+            "a file another program changed stays (only e2s's record of it goes). Exit 3 when nothing is "
+            "cached for ROOT");
   o.rm->fallthrough();
   o.rm->add_option("ROOT", o.root, "Package root, as given to resolve")->required();
   o.rm->footer("Examples:\n  e2s cache rm hf://ns/model@main\n  e2s cache rm https://example.org/models/tiny");

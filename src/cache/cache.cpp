@@ -34,10 +34,13 @@ constexpr const char* kData = "data";
 constexpr const char* kJournal = "journal.json";
 
 Error io_error(const std::string& what, const fs::path& path, int error) {
+  const bool full = error == ENOSPC || error == EDQUOT || error == EFBIG;
   return Error(Errc::io,
                what + " " + path.string() + ": " + std::strerror(error) +
-                   "; check that the cache folder is writable or choose another with --cache-dir "
-                   "or EARTH2STUDIO_CACHE",
+                   (full ? "; free disk space or choose another cache folder with --cache-dir or "
+                           "EARTH2STUDIO_CACHE"
+                         : "; check that the cache folder is writable or choose another with --cache-dir "
+                           "or EARTH2STUDIO_CACHE"),
                path.string());
 }
 

@@ -194,6 +194,13 @@ void locate_data(const fs::path& cache_root, const fs::path& folder, StoredFile&
     if (!found) found = {candidate, status};
   }
   if (!found) return;
+  if (file.entry.replaces && identity_of(found->second) == *file.entry.replaces) {
+    // A commit cut short: the record is written, the file it names is not
+    // in place yet, and e2s's earlier copy still is. The recorded file is
+    // missing (fetched again when next used); the old copy is e2s's to remove.
+    file.data = folder / found->first;
+    return;
+  }
   if (file.state != DataState::present) file.state = DataState::changed;
   file.data = folder / found->first;
   file.bytes = static_cast<std::uint64_t>(found->second.st_size);
@@ -576,7 +583,8 @@ Removal remove_file(const fs::path& cache_root, const StoredFile& file, const Re
   struct stat status {};
   const bool present = data_parent && stat_at(data_parent->fd(), data_relative.filename().string(), status) &&
                        S_ISREG(status.st_mode);
-  const bool changed = present && !written_by_e2s(file.entry, status);
+  const bool changed = present && !written_by_e2s(file.entry, status) &&
+                       !(file.entry.replaces && identity_of(status) == *file.entry.replaces);
   if (changed && !options.forget_changed) return Removal::changed;
 
   if (auto meta = Folder::open(cache_root, below(cache_root, file.meta.parent_path()), /*create=*/false)) {

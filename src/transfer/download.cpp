@@ -239,11 +239,10 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
     if (response.status == 206) {
       auto start = content_range_start(response.header("content-range"));
       announced = content_range_total(response.header("content-range"));
-      // Bytes already on disk need the server's word that they are of this
-      // file: the same ETag (a missing one, on either side, is not the same)
-      // and, for an earlier attempt's bytes, the same size.
-      // A range we did not ask for, or the file changed since the part on
-      // disk was written: nothing here can be stitched together safely.
+      // A range we did not ask for cannot be stitched to anything. Bytes on
+      // disk need the server's word that they are of this file: the same
+      // ETag (a missing one, on either side, is not the same) and, for an
+      // earlier attempt's bytes, the same size.
       if (!asked_range || start != written) {
         rejection = "the server answered a byte range that was not asked for";
         return false;

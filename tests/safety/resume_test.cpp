@@ -5,15 +5,21 @@
 // - a reply without an ETag is never appended to bytes that came with one (or
 //   the other way round), in a single stream or in parallel parts.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -254,3 +260,122 @@ INSTANTIATE_TEST_SUITE_P(Modes, StitchTest, ::testing::Values(1, 4), [](const au
 });
 
 }  // namespace
+
+// ---- the soak: random kills, versions and validators ---------------------------------
+
+// Many rounds of `e2s resolve` killed at random moments, mixing one stream
+// and the default connections, against a server whose file changes version
+// (and size) between rounds and that sometimes sends no ETag. After every
+// round: each journal describes only bytes on disk, a file at its final path
+// is byte for byte one version the server served and agrees with its record,
+// and a run that exits 0 hands out such a file. At the end a clean run gets
+// the current version and `cache verify` finds everything intact.
+// E2S_SOAK_SEED repeats a run; E2S_SOAK_SECONDS sets its length (default 40).
+TEST(ResumeSoak, RandomKillsVersionsAndValidatorsNeverCommitAWrongByte) {
+  const char* seed_text = std::getenv("E2S_SOAK_SEED");
+  const std::uint64_t seed = seed_text ? std::stoull(seed_text) : std::random_device{}();
+  const char* seconds_text = std::getenv("E2S_SOAK_SECONDS");
+  const auto budget = std::chrono::seconds(seconds_text ? std::stoi(seconds_text) : 40);
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (repeat with E2S_SOAK_SEED=" + std::to_string(seed) + ")");
+  std::mt19937_64 rng(seed);
+  auto chance = [&rng](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
+
+  TempDir served, cache;
+  // 1 MiB/s per reply: one stream takes about 10 s, the default connections
+  // about 1 s, so kills land everywhere in both.
+  TestServer server("http_server.py", {"--root", served.path().string(), "--rate", std::to_string(kMiB)});
+  const std::string root = server.url("/model");
+  std::map<std::string, std::string> versions;  // ETag (MD5) -> bytes, every version served
+  std::set<std::string> version_hashes;           // their SHA-256
+  std::string current;
+  auto publish = [&](std::size_t size) {
+    current = make_bytes(size, static_cast<unsigned>(rng()));
+    // Renamed into place: the server never serves a torn mix of two versions.
+    served.write_file("model/.next", current);
+    fs::rename(served.path() / "model" / ".next", served.path() / "model" / "weights.bin");
+    versions[e2s::test::md5_hex(current)] = current;
+    version_hashes.insert(e2s::detail::sha256_hex(current));
+  };
+  publish(10 * kMiB);
+
+  CliOptions options;
+  options.env["EARTH2STUDIO_MODEL_CACHE"] = cache.path().string();
+  options.scrub = e2s::test::safety::scrubbed;
+  fs::path storage;
+  {
+    e2s::test::ScopedEnv env("EARTH2STUDIO_MODEL_CACHE", cache.path().string());
+    storage = e2s::Package(root).cache();
+  }
+  const fs::path final_path = storage / "weights.bin";
+
+  // What a user (or the next run) could trust after a round.
+  auto check_disk = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    expect_journals_describe_the_disk(cache.path(), versions);
+    struct stat status {};
+    if (::lstat(final_path.c_str(), &status) != 0) return;
+    const std::string sha256 = e2s::detail::sha256_hex(TempDir::read_file(final_path));
+    EXPECT_TRUE(version_hashes.count(sha256)) << "the final path holds bytes no server version had";
+    const json meta = e2s::test::cached_meta(storage, "weights.bin");
+    if (meta.is_null() || !meta.contains("data")) return;
+    if (meta.at("data").at("inode").get<std::uint64_t>() == static_cast<std::uint64_t>(status.st_ino)) {
+      EXPECT_EQ(meta.value("sha256", ""), sha256) << "the record describes other bytes than its file";
+    }
+  };
+
+  int rounds = 0, kills = 0, completed = 0;
+  bool validators = true;
+  bool cached = false;  // the last round committed the current version
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < budget) {
+    ++rounds;
+    // A new version when the last one is cached (every round downloads),
+    // and now and then in the middle of a download's rounds.
+    if (cached || chance(0.2)) {
+      static constexpr std::size_t kSizes[] = {10 * kMiB, 10 * kMiB + 12345, 9 * kMiB, 3 * kMiB};
+      publish(kSizes[rng() % 4]);
+    }
+    if (chance(0.25)) {
+      validators = !validators;
+      server.reset();
+      if (!validators) server.add_headers("/model/weights.bin", {{"ETag", nullptr}});
+    }
+    // --refresh: a cached older version is checked against the server.
+    std::vector<std::string> args{"-q", "--refresh"};
+    const bool one_stream = chance(0.5);
+    if (one_stream) args.insert(args.end(), {"--connections", "1"});
+    args.insert(args.end(), {"resolve", root, "weights.bin"});
+    const std::string round = "round " + std::to_string(rounds) + (one_stream ? ", one stream" : ", default") +
+                              (validators ? "" : ", no ETag");
+    CliProcess process(args, options);
+    // Kills before, around and after the first checkpoints (one a second);
+    // some rounds run to the end, so that commits happen too.
+    const int delay_ms = chance(0.2) ? 60000 : static_cast<int>(rng() % (one_stream ? 4000 : 2000));
+    const std::optional<CliRun> ended = process.wait_for(std::chrono::milliseconds(delay_ms));
+    cached = false;
+    if (!ended) {
+      ++kills;
+    } else {
+      cached = true;
+      ++completed;
+      EXPECT_EQ(ended->status, 0) << round << ": " << ended->err;
+      if (ended->status == 0) {
+        const std::string got = TempDir::read_file(ended->out.substr(0, ended->out.find('\n')));
+        EXPECT_TRUE(version_hashes.count(e2s::detail::sha256_hex(got))) << round << ": handed out a wrong file";
+      }
+    }
+    check_disk(round);
+    if (::testing::Test::HasFailure()) break;
+  }
+  std::printf("soak: seed %llu, %d rounds, %d killed, %d completed\n", static_cast<unsigned long long>(seed),
+              rounds, kills, completed);
+
+  server.reset();  // validators back
+  const CliRun last = CliProcess({"-q", "--refresh", "resolve", root, "weights.bin"}, options).wait();
+  ASSERT_EQ(last.status, 0) << last.err;
+  EXPECT_TRUE(TempDir::read_file(final_path) == current) << "the clean run gets the current version";
+  check_disk("after the clean run");
+  const CliRun verify = CliProcess({"cache", "verify"}, options).wait();
+  EXPECT_EQ(verify.status, 0) << verify.out << verify.err;
+  EXPECT_GE(kills, 3) << "the soak killed too few downloads to mean anything";
+}

@@ -131,6 +131,28 @@ TEST_F(StorageTest, AFullFilesystemFailsCleanly) {
   EXPECT_NE(run.out.find(small_), std::string::npos) << run.out;
 }
 
+TEST_F(StorageTest, ADiskThatFillsUpBeforeTheRecordLeavesNoFileWithoutIt) {
+  // A 1 MiB tmpfs (256 pages): the lock file takes one, the download 255,
+  // and the record finds no room. Data must not be in place without it.
+  const fs::path mount_point = cache_root_;
+  fs::create_directories(mount_point);
+  const CliRun probe = e2s({}, {"unshare", "-m", "--", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs \"$1\"",
+                                "sh", mount_point.string()});
+  if (::geteuid() != 0 || probe.status != 0) GTEST_SKIP() << "cannot mount a tmpfs here";
+  served_.write_file("model/fits.bin", random_bytes(255 * 4096));
+  const std::string script =
+      "mount -t tmpfs -o size=1m tmpfs \"$1\" && \"$2\" -q resolve \"$3\" fits.bin; status=$?; "
+      "find \"$1\" -type f | sort; exit $status";
+  CliOptions options;
+  options.env["EARTH2STUDIO_MODEL_CACHE"] = mount_point.string();
+  options.wrapper = {"unshare", "-m", "--", "sh", "-c", script, "sh", mount_point.string()};
+  const CliRun run = CliProcess({root()}, options).wait();
+  EXPECT_EQ(run.status, 1) << run.err;
+  EXPECT_NE(run.err.find("free disk space"), std::string::npos) << run.err;
+  EXPECT_EQ(run.out.find("/fits.bin"), std::string::npos) << "a file without its record: " << run.out;
+  EXPECT_EQ(run.out.find("/.e2s/tmp/"), std::string::npos) << "temp files removed: " << run.out;
+}
+
 TEST_F(StorageTest, AReadOnlyCacheServesHitsAndNamesTheFolderOnAMiss) {
   const fs::path small_path = cache_small();
   const fs::path package_folder = small_path.parent_path();

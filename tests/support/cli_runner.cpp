@@ -38,11 +38,12 @@ CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& o
   const std::string program = arg_strings.front();
   const bool search_path = !options.wrapper.empty();
 
+  // Opened here, so that they exist even when the child is killed at once.
   const std::string out = (io_->path() / "out").string(), err = (io_->path() / "err").string();
+  const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   pid_ = ::fork();
   if (pid_ == 0) {
-    const int out_fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int err_fd = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int null_fd = ::open("/dev/null", O_RDONLY);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
@@ -54,6 +55,8 @@ CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& o
     }
     ::_exit(127);
   }
+  ::close(out_fd);
+  ::close(err_fd);
 }
 
 CliProcess::~CliProcess() {
