@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "e2s/error.hpp"
+#include "text.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::fuzz {
@@ -280,6 +281,11 @@ inline std::string check_file_path(std::string_view input) {
     if (drive) return "the result starts with a drive letter";
     if (path.find('\\') != std::string::npos) return "the result contains a backslash";
     if (rules::has_control(path)) return "the result contains NUL or a control byte";
+    // It becomes a file name on disk and a field of a JSON record.
+    if (!detail::is_utf8(path)) return "the result is not UTF-8";
+    for (std::string_view segment : rules::split(path, '/')) {
+      if (segment.size() > 255) return "the result has a name longer than 255 bytes";
+    }
     if (std::string problem = rules::clean_relative(path, "the result"); !problem.empty()) {
       return problem;
     }
@@ -371,16 +377,35 @@ inline std::string check_url_origin(std::string_view input) {
   }
 }
 
+// escape_record/unescape_record (header values kept in the cache's JSON
+// records): unescaping what was escaped gives the bytes back; the escaped
+// form is printable ASCII, so JSON always takes it; is_utf8 holds for it.
+inline std::string check_record(std::string_view input) {
+  return rules::guarded([&]() -> std::string {
+    const std::string escaped = detail::escape_record(input);
+    for (char c : escaped) {
+      const auto byte = static_cast<unsigned char>(c);
+      if (byte < 0x20 || byte >= 0x7F) return "escape_record left a byte that is not printable ASCII";
+    }
+    if (!detail::is_utf8(escaped)) return "an escaped record is not UTF-8";
+    const std::optional<std::string> back = detail::unescape_record(escaped);
+    if (!back || *back != input) return "unescape_record(escape_record(x)) != x";
+    (void)detail::unescape_record(input);  // any bytes at all: must not crash
+    return {};
+  });
+}
+
 struct Target {
   std::string_view name;  // the folder name under fuzz/corpus/ and fuzz/regressions/
   Check check;
 };
 
-inline constexpr std::array<Target, 4> kTargets = {{
+inline constexpr std::array<Target, 5> kTargets = {{
     {"root", &check_root},
     {"file_path", &check_file_path},
     {"percent", &check_percent},
     {"url_origin", &check_url_origin},
+    {"record", &check_record},
 }};
 
 inline Check find_check(std::string_view name) {

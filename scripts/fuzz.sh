@@ -43,7 +43,7 @@ if ! cmake --build "$build_dir" >"$build_dir/build.log" 2>&1; then
   die "build failed"
 fi
 
-targets=(root file_path percent url_origin)
+targets=(root file_path percent url_origin record)
 jobs=$(nproc 2>/dev/null || echo 2)
 [[ $jobs -le ${#targets[@]} ]] || jobs=${#targets[@]}
 

@@ -98,15 +98,15 @@ struct Package::Impl {
     return *store_;
   }
 
-  // A file this Package resolved before, still unexpired and still in
-  // place with its size: one lstat, no metadata read. This is what makes a
+  // A file this Package resolved before, still unexpired and still the very
+  // file (its identity): one lstat, no metadata read. This is what makes a
   // repeated resolve() in a model's hot path cost about a microsecond.
   std::optional<fs::path> remembered(std::string_view file_path) {
     std::shared_lock lock(hits_mutex);
     auto it = hits.find(file_path);
     if (it == hits.end() || std::chrono::system_clock::now() >= it->second.expires) return std::nullopt;
-    // Still the very file: a copy written over it by another program, even
-    // of the same size, has another identity.
+    // A copy written over it by another program, even of the same size,
+    // has another identity.
     struct stat status {};
     if (::lstat(it->second.path.c_str(), &status) != 0 || !S_ISREG(status.st_mode) ||
         detail::identity_of(status) != it->second.identity) {

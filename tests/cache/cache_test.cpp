@@ -140,6 +140,46 @@ TEST(Cache, DamagedOrForeignMetadataIsAMiss) {
   EXPECT_FALSE(cache.lookup(key, "a"));
 }
 
+// Header values may hold any byte (obs-text); the record keeps them exactly.
+TEST(Cache, HeaderValuesWithAnyByteSurviveTheRecord) {
+  test::TempDir dir;
+  FakeClock time;
+  Cache cache(dir.path(), CacheOptions{}, time.clock());
+  const std::string key = "http://h/pkg/a";
+  const Cache::Temp temp = write_temp(cache, key, "abc");
+  CacheEntry entry = entry_for(key, "a", "abc", time.now);
+  entry.etag = std::string("v1-\xff\"%41\\\n\0x", 12);
+  entry.version = "\xc0\x80" "commit";
+  cache.commit(temp, entry);
+  const auto read = cache.read_entry(key);
+  ASSERT_TRUE(read.has_value());
+  EXPECT_EQ(read->etag, entry.etag);
+  EXPECT_EQ(read->version, entry.version);
+  ASSERT_TRUE(read->data.has_value());
+  EXPECT_EQ(*read->data, *entry.data);
+}
+
+// Records of e2s versions before identities were kept are read, and their
+// file becomes a hit again once its bytes are checked.
+TEST(Cache, ARecordWithoutIdentityIsTrustedOnlyAfterItsBytesAreChecked) {
+  test::TempDir dir;
+  FakeClock time;
+  Cache cache(dir.path(), CacheOptions{}, time.clock());
+  const std::string key = "http://h/pkg/a";
+  dir.write_file("a", "abc");
+  const double fetched = std::chrono::duration<double>(time.now.time_since_epoch()).count();
+  dir.write_file(fs::path(".e2s") / "meta" / (sha256_hex(key) + ".json"),
+                 R"({"format": 1, "key": "http://h/pkg/a", "file_path": "a", "size": 3, "etag": "e",
+                     "sha256": ")" + sha256_hex("abc") + R"(", "version": "", "fetched_at": )" +
+                     std::to_string(fetched) + "}");
+  EXPECT_FALSE(cache.lookup(key, "a"));
+  EXPECT_TRUE(cache.reverify(key, "a"));
+  EXPECT_TRUE(cache.lookup(key, "a"));
+  dir.write_file("a", "xyz");  // another program, same size
+  EXPECT_FALSE(cache.lookup(key, "a"));
+  EXPECT_FALSE(cache.reverify(key, "a"));
+}
+
 TEST(Cache, RecommitReplacesFileAndMetadata) {
   test::TempDir dir;
   FakeClock time;

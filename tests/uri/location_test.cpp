@@ -694,6 +694,22 @@ TEST(ValidateFilePath, MessageNamesPathAndRoot) {
             "it");
 }
 
+// A file path names a file on disk and a field of the cache's JSON records.
+TEST(ValidateFilePath, NamesMustBeUtf8AndFitAFilesystem) {
+  EXPECT_TRUE(contains(file_path_error("w\xff.bin", "hf://ns/name").what(), "not valid UTF-8"));
+  EXPECT_TRUE(contains(file_path_error("a/\xc0\xaf", "hf://ns/name").what(), "not valid UTF-8"))
+      << "an overlong '/' is no UTF-8";
+  EXPECT_TRUE(contains(file_path_error("a/" + std::string(256, 'n'), "hf://ns/name").what(), "256 bytes"));
+  EXPECT_EQ(validate_file_path("a/" + std::string(255, 'n'), "hf://ns/name"), "a/" + std::string(255, 'n'));
+  EXPECT_EQ(validate_file_path("caf\xc3\xa9/\xe2\x82\xac.bin", "hf://ns/name"), "caf\xc3\xa9/\xe2\x82\xac.bin");
+}
+
+TEST(ParseRoot, RemoteRootsMustBeUtf8LocalFoldersNeedNot) {
+  EXPECT_TRUE(contains(root_error("https://example.org/m\xff").what(), "not valid UTF-8"));
+  EXPECT_TRUE(contains(root_error("hf://ns/n\xe9").what(), "UTF-8"));
+  EXPECT_NO_THROW(parse_root("/data/mod\xe8les"));
+}
+
 TEST(ValidateFilePath, ControlCharactersEscapedInMessage) {
   const Error error = file_path_error("a\nb", "/tmp/pkg");
   EXPECT_TRUE(contains(error.what(), "\"a\\x0Ab\"")) << error.what();
