@@ -270,12 +270,12 @@ INSTANTIATE_TEST_SUITE_P(Modes, StitchTest, ::testing::Values(1, 4), [](const au
 // is byte for byte one version the server served and agrees with its record,
 // and a run that exits 0 hands out such a file. At the end a clean run gets
 // the current version and `cache verify` finds everything intact.
-// E2S_SOAK_SEED repeats a run; E2S_SOAK_SECONDS sets its length (default 40).
+// E2S_SOAK_SEED repeats a run; E2S_SOAK_SECONDS sets its length (default 30).
 TEST(ResumeSoak, RandomKillsVersionsAndValidatorsNeverCommitAWrongByte) {
   const char* seed_text = std::getenv("E2S_SOAK_SEED");
   const std::uint64_t seed = seed_text ? std::stoull(seed_text) : std::random_device{}();
   const char* seconds_text = std::getenv("E2S_SOAK_SECONDS");
-  const auto budget = std::chrono::seconds(seconds_text ? std::stoi(seconds_text) : 40);
+  const auto budget = std::chrono::seconds(seconds_text ? std::stoi(seconds_text) : 30);
   SCOPED_TRACE("seed " + std::to_string(seed) + " (repeat with E2S_SOAK_SEED=" + std::to_string(seed) + ")");
   std::mt19937_64 rng(seed);
   auto chance = [&rng](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
