@@ -26,7 +26,13 @@ std::string escaped(std::string_view text) {
 }
 
 std::string quoted(std::string_view text, std::size_t limit) {
-  return "\"" + escaped(text.substr(0, limit)) + (text.size() > limit ? "..." : "") + "\"";
+  // Appended piece by piece: g++ 12 at -O3 reports a false -Wrestrict on a
+  // chain of operator+ over a temporary (GCC bug 105329).
+  std::string out = "\"";
+  out += escaped(text.substr(0, limit));
+  if (text.size() > limit) out += "...";
+  out += '"';
+  return out;
 }
 
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "e2s/version.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -41,12 +42,6 @@ using e2s::test::TempDir;
 using e2s::test::TestServer;
 using namespace std::chrono_literals;
 
-std::string random_bytes(std::size_t n, std::uint64_t seed = 42) {
-  std::mt19937_64 engine(seed);
-  std::string out(n, '\0');
-  for (auto& c : out) c = static_cast<char>(engine() & 0xFF);
-  return out;
-}
 
 // A folder of files served by its own http_server.py.
 struct Site {
@@ -88,7 +83,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 TEST(HttpClient, GetsWholeFile) {
   Site site;
-  const auto content = random_bytes(1024 * 1024 + 7);
+  const auto content = e2s::test::make_bytes(1024 * 1024 + 7, 42);
   site.dir.write_file("models/weights.bin", content);
   Client client;
   Collector body;
@@ -106,7 +101,7 @@ TEST(HttpClient, GetsWholeFile) {
 
 TEST(HttpClient, HeadReturnsTrimmedLowercaseHeadersOfFinalResponseOnly) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(5000));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(5000, 42));
   site.server.add_headers("/start", {{"X-Only-On-Redirect", "1"}});
   site.server.add_headers("/f.bin", {{"X-Custom-Thing", "  padded value  "}});
   site.server.fault({{"path", "/start"}, {"kind", "redirect"}, {"location", "/f.bin"}});
@@ -136,7 +131,7 @@ TEST(HttpClient, HeadReturnsTrimmedLowercaseHeadersOfFinalResponseOnly) {
 
 TEST(HttpClient, RangeRequestGetsPartialContent) {
   Site site;
-  const auto content = random_bytes(10000);
+  const auto content = e2s::test::make_bytes(10000, 42);
   site.dir.write_file("f.bin", content);
   Client client;
 
@@ -268,7 +263,7 @@ TEST(HttpClient, ErrorBodyIsCappedAt64KiB) {
 
 TEST(HttpClient, ConnectionCutMidBodyIsInterrupted) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(1024 * 1024));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(1024 * 1024, 42));
   Client client;
   // "cut" ends with a TCP reset, "short" with an early orderly close.
   for (const char* kind : {"cut", "short"}) {
@@ -286,7 +281,7 @@ TEST(HttpClient, ConnectionCutMidBodyIsInterrupted) {
 
 TEST(HttpClient, StallTimesOutAfterStallTimeout) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(100000));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(100000, 42));
   site.server.fault({{"path", "/f.bin"}, {"kind", "stall"}, {"after", 1000}, {"seconds", 20}});
   ClientOptions options;
   options.stall_window = 1s;
@@ -306,7 +301,7 @@ TEST(HttpClient, StallTimesOutAfterStallTimeout) {
 
 TEST(HttpClient, ABodyBelowTheMinimumRateIsAStall) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(1024 * 1024));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(1024 * 1024, 42));
   site.server.fault({{"path", "/f.bin"}, {"kind", "trickle"}, {"bytes_per_sec", 500}});
   ClientOptions options;
   options.stall_window = 1s;
@@ -326,7 +321,7 @@ TEST(HttpClient, ABodyBelowTheMinimumRateIsAStall) {
 
 TEST(HttpClient, ABodyAtTheMinimumRateIsNeverCut) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(8000));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(8000, 42));
   site.server.fault({{"path", "/f.bin"}, {"kind", "trickle"}, {"bytes_per_sec", 4000}});
   ClientOptions options;
   options.stall_window = 500ms;
@@ -376,7 +371,7 @@ TEST(HttpClient, TlsHandshakeWithPlainServerIsTls) {
 
 TEST(HttpClient, SinkReturningFalseAborts) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(1024 * 1024));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(1024 * 1024, 42));
   Client client;
   int calls = 0;
 
@@ -392,7 +387,7 @@ TEST(HttpClient, SinkReturningFalseAborts) {
 
 TEST(HttpClient, SinkExceptionPropagatesAndClientStaysUsable) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(300000));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(300000, 42));
   Client client;
 
   EXPECT_THROW(client.perform(get(site.server.url("/f.bin")),
@@ -506,7 +501,7 @@ TEST(HttpClient, MalformedRequestHeaderIsRefusedWithoutSending) {
 
 TEST(HttpClient, IgnoredRangeIsReportedAsPlainOk) {
   Site site;
-  const auto content = random_bytes(4000);
+  const auto content = e2s::test::make_bytes(4000, 42);
   site.dir.write_file("f.bin", content);
   site.server.fault({{"path", "/f.bin"}, {"kind", "ignore_range"}});
   Client client;
@@ -524,7 +519,7 @@ TEST(HttpClient, IgnoredRangeIsReportedAsPlainOk) {
 
 TEST(HttpClient, OnResponseSeesFinalHeadersBeforeFirstBodyByte) {
   Site site;
-  const auto content = random_bytes(200000);
+  const auto content = e2s::test::make_bytes(200000, 42);
   site.dir.write_file("f.bin", content);
   site.server.fault({{"path", "/start"}, {"kind", "redirect"}, {"location", "/f.bin"}});
   Client client;
@@ -558,7 +553,7 @@ TEST(HttpClient, OnResponseSeesFinalHeadersBeforeFirstBodyByte) {
 
 TEST(HttpClient, OnResponseReturningFalseAbortsBeforeTheSink) {
   Site site;
-  site.dir.write_file("f.bin", random_bytes(100000));
+  site.dir.write_file("f.bin", e2s::test::make_bytes(100000, 42));
   site.server.fault({{"path", "/f.bin"}, {"kind", "ignore_range"}});
   Client client;
   Collector body;
@@ -607,8 +602,8 @@ TEST(HttpClient, OnResponseAnnouncesBodilessSuccessButNotErrors) {
 
 TEST(HttpClient, ReusesConnectionForSequentialRequests) {
   Site site;
-  site.dir.write_file("a.bin", random_bytes(2000, 1));
-  site.dir.write_file("b.bin", random_bytes(3000, 2));
+  site.dir.write_file("a.bin", e2s::test::make_bytes(2000, 1));
+  site.dir.write_file("b.bin", e2s::test::make_bytes(3000, 2));
   Client client;
 
   auto first = client.perform(get(site.server.url("/a.bin")), Collector().sink());
@@ -623,7 +618,7 @@ TEST(HttpClient, ReusesConnectionForSequentialRequests) {
 
 TEST(HttpClient, ManyConcurrentRequestsFromEightThreadsSucceed) {
   Site site;
-  const auto content = random_bytes(256 * 1024);
+  const auto content = e2s::test::make_bytes(256 * 1024, 42);
   site.dir.write_file("f.bin", content);
   Client client;
   constexpr int kThreads = 8;

@@ -15,26 +15,20 @@
 #include "e2s/auto_model.hpp"
 #include "e2s/error.hpp"
 #include "support/scoped_env.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
 
 namespace {
 
+using e2s::test::make_bytes;
+
 namespace fs = std::filesystem;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
 
 // Deterministic bytes, different for each seed.
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint32_t state = seed * 2654435761u + 1;
-  for (char& c : bytes) {
-    state = state * 1664525u + 1013904223u;
-    c = static_cast<char>(state >> 24);
-  }
-  return bytes;
-}
 
 class PackageTest : public ::testing::Test {
  protected:

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "support/cli_runner.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -31,18 +32,12 @@ using namespace std::chrono_literals;
 
 constexpr std::uint64_t kMiB = 1u << 20;
 
-std::string random_bytes(std::size_t size, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::string bytes(size, '\0');
-  for (auto& c : bytes) c = static_cast<char>(rng());
-  return bytes;
-}
 
 // A served folder with one file, "model/weights.bin", and a cache folder.
 class CrashTest : public ::testing::Test {
  protected:
   void serve(std::size_t size, std::uint64_t bytes_per_second) {
-    bytes_ = random_bytes(size, 7);
+    bytes_ = e2s::test::make_bytes(size, 7);
     served_.write_file("model/weights.bin", bytes_);
     server_ = std::make_unique<TestServer>(
         "http_server.py",
@@ -179,7 +174,7 @@ TEST_F(CrashTest, APartialOfAChangedFileIsDiscardedNotStitched) {
   }
   ASSERT_GT(journaled_bytes(), 0u);
   // Same size, other bytes: a new ETag.
-  const std::string changed = random_bytes(bytes_.size(), 8);
+  const std::string changed = e2s::test::make_bytes(bytes_.size(), 8);
   served_.write_file("model/weights.bin", changed);
   settle_and_reset();
   const CliRun again = CliProcess(resolve_args(4), cli()).wait();

@@ -14,6 +14,7 @@
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "support/cli_runner.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -28,19 +29,13 @@ using e2s::test::TestServer;
 
 constexpr std::size_t kMiB = 1u << 20;
 
-std::string random_bytes(std::size_t size) {
-  std::mt19937_64 rng(11);
-  std::string bytes(size, '\0');
-  for (auto& c : bytes) c = static_cast<char>(rng());
-  return bytes;
-}
 
 class StorageTest : public ::testing::Test {
  protected:
   StorageTest() {
     small_ = "small file, cached first\n";
-    big_ = random_bytes(12 * kMiB);
-    medium_ = random_bytes(2 * kMiB);
+    big_ = e2s::test::make_bytes(12 * kMiB, 11);
+    medium_ = e2s::test::make_bytes(2 * kMiB, 11);
     served_.write_file("model/small.txt", small_);
     served_.write_file("model/big.bin", big_);
     served_.write_file("model/medium.bin", medium_);
@@ -139,7 +134,7 @@ TEST_F(StorageTest, ADiskThatFillsUpBeforeTheRecordLeavesNoFileWithoutIt) {
   const CliRun probe = e2s({}, {"unshare", "-m", "--", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs \"$1\"",
                                 "sh", mount_point.string()});
   if (::geteuid() != 0 || probe.status != 0) GTEST_SKIP() << "cannot mount a tmpfs here";
-  served_.write_file("model/fits.bin", random_bytes(255 * 4096));
+  served_.write_file("model/fits.bin", e2s::test::make_bytes(255 * 4096, 11));
   const std::string script =
       "mount -t tmpfs -o size=1m tmpfs \"$1\" && \"$2\" -q resolve \"$3\" fits.bin; status=$?; "
       "find \"$1\" -type f | sort; exit $status";

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <set>
 
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/download.hpp"
@@ -17,20 +18,11 @@
 namespace e2s::detail {
 namespace {
 
+using e2s::test::make_bytes;
+
 using test::TempDir;
 using test::TestServer;
 
-std::string make_bytes(std::size_t size, unsigned seed) {
-  std::string bytes(size, '\0');
-  std::uint64_t state = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (std::size_t i = 0; i < size; i += 8) {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    std::memcpy(&bytes[i], &state, std::min<std::size_t>(8, size - i));
-  }
-  return bytes;
-}
 
 class ParallelTest : public ::testing::Test {
  protected:
