@@ -52,6 +52,16 @@ std::optional<std::chrono::seconds> env_seconds(const char* name) {
 
 }  // namespace
 
+std::optional<std::chrono::milliseconds> hub_download_timeout() {
+  auto text = env_value("HF_HUB_DOWNLOAD_TIMEOUT");
+  if (!text) return std::nullopt;
+  double seconds = 0;
+  const char* end = text->data() + text->size();
+  auto [ptr, ec] = std::from_chars(text->data(), end, seconds);
+  if (ec != std::errc() || ptr != end || !(seconds > 0) || seconds > 1e7) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
+
 bool default_offline(bool hub_root) {
   return env_flag("EARTH2STUDIO_OFFLINE") || (hub_root && env_flag("HF_HUB_OFFLINE"));
 }
@@ -227,6 +237,10 @@ std::filesystem::path Package::default_cache(std::string_view sub) {
     // No HOME (some batch systems): a relative cache beats failing outright.
     root = std::filesystem::path(".cache") / "earth2studio";
   }
+  // Absolute once, here: every path e2s hands out is absolute, whatever the
+  // working directory later becomes.
+  root = std::filesystem::absolute(root).lexically_normal();
+  if (!root.has_filename() && root.has_relative_path()) root = root.parent_path();  // "a/b/" -> "a/b"
   return sub.empty() ? root : root / std::filesystem::path(sub);
 }
 

@@ -18,6 +18,10 @@ bool env_flag(const char* name);
 // else empty: the system store.
 std::filesystem::path default_ca_bundle();
 
+// HF_HUB_DOWNLOAD_TIMEOUT (seconds, as huggingface_hub reads it) when set to a
+// positive number: the timeout of hf:// roots.
+std::optional<std::chrono::milliseconds> hub_download_timeout();
+
 // Offline mode from the environment: EARTH2STUDIO_OFFLINE, and for the Hub
 // (`hub_root`) HF_HUB_OFFLINE as huggingface_hub reads it.
 bool default_offline(bool hub_root);

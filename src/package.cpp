@@ -47,8 +47,13 @@ fs::path default_storage(const detail::Location& location) {
 
 constexpr int kMaxConnections = 16;
 
-PackageOptions with_defaults(PackageOptions options) {
-  if (options.timeout.count() <= 0) options.timeout = Package::default_timeout();
+PackageOptions with_defaults(PackageOptions options, const detail::Location& location) {
+  if (options.timeout.count() <= 0) {
+    // huggingface_hub's own variable wins for the Hub (Earth2Studio leaves a
+    // user's value in place).
+    const auto hub = location.scheme == detail::Scheme::hf ? detail::hub_download_timeout() : std::nullopt;
+    options.timeout = hub ? *hub : std::chrono::milliseconds(Package::default_timeout());
+  }
   if (options.stall_timeout.count() <= 0 || options.stall_timeout > options.timeout) {
     options.stall_timeout = options.timeout;
   }
@@ -65,14 +70,18 @@ PackageOptions with_defaults(PackageOptions options) {
 struct Package::Impl {
   Impl(std::string root_text, PackageOptions opts)
       : root(std::move(root_text)),
-        options(with_defaults(std::move(opts))),
-        location(detail::parse_root(root)) {
+        location(detail::parse_root(root)),
+        options(with_defaults(std::move(opts), location)) {
     remote = location.scheme != detail::Scheme::local;
     if (!options.offline && !remote) options.offline = false;  // local roots never need the network
     if (remote) {
       if (options.cache_options.cache_storage.empty()) {
         options.cache_options.cache_storage = default_storage(location);
       }
+      // Absolute once, here: resolve() promises absolute paths.
+      fs::path& storage = options.cache_options.cache_storage;
+      storage = fs::absolute(storage).lexically_normal();
+      if (!storage.has_filename() && storage.has_relative_path()) storage = storage.parent_path();
       // cache=false on a remote root still needs a local copy to hand back:
       // it means "never reuse what is cached", i.e. every resolve fetches.
       if (options.cache == false) options.cache_options.expiry_time = std::chrono::seconds(-1);
@@ -203,8 +212,10 @@ struct Package::Impl {
     detail::LockOptions lock_options;
     lock_options.enabled = *options.lock_downloads;
     lock_options.stale_after = options.lock_stale_after;
-    lock_options.on_wait = [&key](const std::string& holder) {
-      spdlog::warn("waiting for {} downloading {}", holder, key);
+    lock_options.on_wait = [&key](const std::string& holder, bool this_process) {
+      // Threads of one process waiting on each other is no news to the user.
+      spdlog::log(this_process ? spdlog::level::debug : spdlog::level::warn, "waiting for {} downloading {}",
+                  holder, key);
     };
     detail::DownloadLock lock = cache->lock(key, lock_options);
     auto hit = cache->lookup(key, path);
@@ -313,8 +324,9 @@ struct Package::Impl {
     detail::LockOptions lock_options;
     lock_options.enabled = *options.lock_downloads;
     lock_options.stale_after = options.lock_stale_after;
-    lock_options.on_wait = [&archive](const std::string& holder) {
-      spdlog::warn("waiting for {} extracting {}", holder, archive.filename().string());
+    lock_options.on_wait = [&archive](const std::string& holder, bool this_process) {
+      spdlog::log(this_process ? spdlog::level::debug : spdlog::level::warn, "waiting for {} extracting {}",
+                  holder, archive.filename().string());
     };
     fs::path lock_file = folder;
     lock_file += ".lock";
@@ -347,13 +359,23 @@ struct Package::Impl {
   }
 
   std::vector<fs::path> resolve_all(const std::vector<std::string>& file_paths) {
-    std::vector<fs::path> paths(file_paths.size());
-    std::vector<std::exception_ptr> errors(file_paths.size());
+    // Each file once, however often it is named: the same FILE twice is one
+    // resolve, not two threads waiting for each other.
+    std::vector<std::string> distinct;
+    std::vector<std::size_t> slot(file_paths.size());
+    std::unordered_map<std::string_view, std::size_t> seen;
+    for (std::size_t i = 0; i < file_paths.size(); ++i) {
+      const auto [it, fresh] = seen.try_emplace(file_paths[i], distinct.size());
+      if (fresh) distinct.push_back(file_paths[i]);
+      slot[i] = it->second;
+    }
+    std::vector<fs::path> resolved(distinct.size());
+    std::vector<std::exception_ptr> errors(distinct.size());
     std::atomic<std::size_t> next{0};
     auto work = [&] {
-      for (std::size_t i = next++; i < file_paths.size(); i = next++) {
+      for (std::size_t i = next++; i < distinct.size(); i = next++) {
         try {
-          paths[i] = resolve(file_paths[i]);
+          resolved[i] = resolve(distinct[i]);
         } catch (...) {
           errors[i] = std::current_exception();
         }
@@ -362,13 +384,15 @@ struct Package::Impl {
     // Files in parallel, each with its own byte ranges: the connection slots
     // keep the requests in flight to max_connections in all.
     const std::size_t threads =
-        std::min<std::size_t>(file_paths.size(), static_cast<std::size_t>(options.max_connections));
+        std::min<std::size_t>(distinct.size(), static_cast<std::size_t>(options.max_connections));
     std::vector<std::thread> workers;
     for (std::size_t i = 1; i < threads; ++i) workers.emplace_back(work);
     work();
     for (auto& worker : workers) worker.join();
-    for (const auto& error : errors) {
-      if (error) std::rethrow_exception(error);
+    std::vector<fs::path> paths(file_paths.size());
+    for (std::size_t i = 0; i < file_paths.size(); ++i) {
+      if (errors[slot[i]]) std::rethrow_exception(errors[slot[i]]);  // the first failure in the order given
+      paths[i] = resolved[slot[i]];
     }
     return paths;
   }
@@ -405,8 +429,8 @@ struct Package::Impl {
   }
 
   std::string root;
-  PackageOptions options;
   detail::Location location;
+  PackageOptions options;
   bool remote = false;
   std::optional<detail::Cache> cache;
   const fs::path no_cache;

@@ -35,6 +35,8 @@ bool busy(int error) { return error == EAGAIN || error == EACCES; }
 
 std::string this_process();
 
+constexpr std::string_view kThisProcessHolder = "another thread of this process";
+
 // Who holds the lock, for messages: "another process (pid 12 on node-a)".
 std::string holder_of(int fd) {
   char text[256] = {};
@@ -42,7 +44,7 @@ std::string holder_of(int fd) {
   std::string holder(text, n > 0 ? static_cast<std::size_t>(n) : 0);
   while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
   if (holder.empty()) return "another process";
-  if (holder == this_process()) return "another thread of this process";
+  if (holder == this_process()) return std::string(kThisProcessHolder);
   return "another process (" + holder + ")";
 }
 
@@ -142,7 +144,10 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
     }
     if (!announced) {
       announced = true;
-      if (options.on_wait) options.on_wait(holder_of(lock.fd_));
+      if (options.on_wait) {
+        const std::string holder = holder_of(lock.fd_);
+        options.on_wait(holder, holder == kThisProcessHolder);
+      }
     }
     std::this_thread::sleep_for(pause + milliseconds(jitter() % (pause.count() / 2 + 1)));
     pause = std::min(pause * 2, milliseconds(250));

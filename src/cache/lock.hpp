@@ -26,8 +26,9 @@ struct LockOptions {
   bool enabled = true;
   std::chrono::milliseconds stale_after{std::chrono::minutes(2)};
   // Called once when the lock is busy and waiting begins, with a description
-  // of the holder ("another process (pid 123 on host-a)").
-  std::function<void(const std::string& holder)> on_wait;
+  // of the holder ("another process (pid 123 on host-a)") and whether it is
+  // this very process (another of its threads).
+  std::function<void(const std::string& holder, bool this_process)> on_wait;
 };
 
 class DownloadLock {

@@ -293,6 +293,12 @@ Transport classify(CURLcode code, const Transfer& t) {
       return t.sink_refused || t.response_refused ? Transport::aborted : Transport::other;
     case CURLE_ABORTED_BY_CALLBACK:
       return t.stalled != Transfer::Stall::none ? Transport::timeout : Transport::aborted;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_BAD_CONTENT_ENCODING:
+      return Transport::protocol;
+    case CURLE_OUT_OF_MEMORY:
+      // libcurl refuses a header line over 100 KiB with "out of memory".
+      return t.status_lines > 0 ? Transport::protocol : Transport::other;
     default:
       return Transport::other;
   }
@@ -542,6 +548,9 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   long status = 0;
   if (curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK)
     result.response.status = static_cast<int>(status);
+  long redirects = 0;
+  if (curl_easy_getinfo(h, CURLINFO_REDIRECT_COUNT, &redirects) == CURLE_OK)
+    result.redirects = static_cast<int>(redirects);
   char* effective_url = nullptr;
   if (curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &effective_url) == CURLE_OK && effective_url)
     result.response.effective_url = effective_url;
@@ -550,6 +559,13 @@ Result Client::perform(const Request& request, const BodySink& sink) {
 
   result.transport = classify(code, t);
   result.body_bytes = t.body_bytes;
+  if (result.transport == Transport::ok && (result.response.status < 100 || result.response.status > 599)) {
+    // RFC 9110 has no status outside 100-599: not a server to retry or to trust.
+    result.transport = Transport::protocol;
+    result.detail = "the server answered with HTTP status " + std::to_string(result.response.status) +
+                    ", which HTTP does not have";
+    return result;
+  }
   const bool success = result.response.status >= 200 && result.response.status < 300;
   if (code == CURLE_OK && success && !t.response_announced && !announce_response(t)) {
     // A 2xx without body bytes (HEAD, empty file) is announced only now.
@@ -563,6 +579,11 @@ Result Client::perform(const Request& request, const BodySink& sink) {
     if (t.sink_refused) result.detail = "the body sink stopped the transfer";
     if (t.response_refused) result.detail = "the response was rejected by the caller";
     if (!t.refused_redirect.empty()) result.detail = t.refused_redirect;
+    if (code == CURLE_OUT_OF_MEMORY && result.transport == Transport::protocol)
+      result.detail = "the server sent an oversized header (a header line over libcurl's 100 KiB limit)";
+    if (code == CURLE_WEIRD_SERVER_REPLY)
+      result.detail = std::string("the server's reply is not valid HTTP (") +
+                      (t.error_buffer[0] != '\0' ? t.error_buffer : curl_easy_strerror(code)) + ")";
     if (t.stalled == Transfer::Stall::silent)
       result.detail = "no data received for " + seconds_text(o.stall_window) + " (stall timeout)";
     if (t.stalled == Transfer::Stall::slow)

@@ -71,6 +71,8 @@ enum class Transport {
   tls,                // certificate or handshake failure
   too_many_redirects, // more than 10, to a scheme other than http/https, malformed or host-less
   aborted,            // the sink returned false
+  protocol,           // the server broke HTTP: a status outside 100-599, an oversized
+                      // or malformed header; not retried
   other,
 };
 
@@ -79,6 +81,7 @@ struct Result {
   std::string detail;        // curl's message for transport failures
   Response response;         // status 0 when no response arrived
   std::uint64_t body_bytes = 0;  // bytes handed to the sink
+  int redirects = 0;         // redirects followed to reach response.effective_url
 };
 
 // Receives the body of a 2xx response in order; return false to abort.

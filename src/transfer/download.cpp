@@ -4,6 +4,7 @@
 
 #include "text.hpp"
 #include "transfer/transfer_parts.hpp"
+#include "uri/location.hpp"
 
 namespace e2s::detail {
 
@@ -40,6 +41,11 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
                    "refused redirect fetching " + uri + " (" + failed.detail +
                        "); only up to 10 redirects to http(s) URLs are followed",
                    uri);
+    case http::Transport::protocol:
+      return Error(Errc::other,
+                   "protocol error fetching " + uri + ": " + failed.detail +
+                       "; the server is not an HTTP file server e2s can use, check the package root",
+                   uri);
     default:
       return Error(Errc::network,
                    "network failure fetching " + uri + tries + ": " + describe(failed) +
@@ -47,15 +53,19 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
                    uri);
   }
   const int status = failed.response.status;
+  // After a redirect the refusal is the target's, not the original URL's.
+  const std::string by = failed.redirects > 0 && !url_origin(failed.response.effective_url).empty()
+                             ? " from " + url_origin(failed.response.effective_url) + ", where the request was redirected"
+                             : std::string();
   if (status == 404 || status == 410) {
     return Error(Errc::not_found,
-                 "not found: " + uri + " (HTTP " + std::to_string(status) +
+                 "not found: " + uri + " (HTTP " + std::to_string(status) + by +
                      "); check the file name and the package root",
                  uri, status);
   }
   if (status == 401 || status == 403) {
     return Error(Errc::unauthorized,
-                 "access denied to " + uri + " (HTTP " + std::to_string(status) +
+                 "access denied to " + uri + " (HTTP " + std::to_string(status) + by +
                      "); check that the package is public or that your credentials allow it",
                  uri, status);
   }

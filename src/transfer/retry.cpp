@@ -68,6 +68,8 @@ std::string describe(const http::Result& result) {
       return "redirect refused (" + result.detail + ")";
     case http::Transport::aborted:
       return "transfer aborted";
+    case http::Transport::protocol:
+      return "protocol error (" + result.detail + ")";
     case http::Transport::other:
       break;
   }

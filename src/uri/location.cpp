@@ -18,9 +18,9 @@ namespace {
 
 constexpr std::string_view kSupportedForms =
     "a local path, file:///ABS/PATH, http://, https://, hf://, ngc://models/, s3:// "
-    "or gs://";
+    "or gs:// (gcs://)";
 constexpr std::string_view kHfForm =
-    "hf://[datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBFOLDER]";
+    "hf://[models/|datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBFOLDER]";
 constexpr std::string_view kNgcForm = "ngc://models/[ORG/[TEAM/]]NAME@VERSION[/SUBFOLDER]";
 constexpr std::string_view kS3Form = "s3://BUCKET[/PREFIX]";
 constexpr std::string_view kGsForm = "gs://BUCKET[/PREFIX]";
@@ -162,8 +162,8 @@ bool is_scheme_syntax(std::string_view text) {
 }
 
 bool is_known_scheme(std::string_view scheme) {
-  static constexpr std::array<std::string_view, 7> kKnown = {"file", "http", "https", "hf",
-                                                             "ngc",  "s3",   "gs"};
+  static constexpr std::array<std::string_view, 8> kKnown = {"file", "http", "https", "hf",
+                                                             "ngc",  "s3",   "gs",    "gcs"};
   for (std::string_view known : kKnown) {
     if (iequals(scheme, known)) return true;
   }
@@ -427,21 +427,30 @@ Location parse_http(std::string_view scheme, std::string_view root, std::string_
   return location;
 }
 
+// The repo id rules of huggingface_hub's validators: each part 1-96 of
+// [A-Za-z0-9._-], starting and ending with a letter, digit or '_', without
+// "--" or ".."; a name does not end with ".git". The Hub refuses the others
+// too ("--" is its own cache-folder separator): failing here saves a round
+// trip that would end in a confusing 404.
 void check_hf_segment(std::string_view segment, std::string_view what, const RootParser& parser) {
-  bool valid = !segment.empty() && segment.size() <= kMaxHfSegment && is_alnum(segment.front());
+  const auto word = [](char c) { return is_alnum(c) || c == '_'; };
+  bool valid = !segment.empty() && segment.size() <= kMaxHfSegment && word(segment.front()) &&
+               word(segment.back());
   for (char c : segment) {
-    if (!is_alnum(c) && c != '.' && c != '_' && c != '-') valid = false;
+    if (!word(c) && c != '.' && c != '-') valid = false;
   }
   if (!valid) {
     parser.fail(std::string(what) + " \"" + escaped(segment) +
-                    "\" must be 1-96 characters [A-Za-z0-9._-] starting with a letter or digit",
+                    "\" must be 1-96 characters [A-Za-z0-9._-] that start and end with a letter, "
+                    "digit or '_'",
                 kHfForm);
   }
-  // The Hub refuses these too ("--" is its own cache-folder separator);
-  // failing here saves a round trip that would end in a confusing 404.
   if (segment.find("--") != std::string_view::npos || segment.find("..") != std::string_view::npos) {
     parser.fail(std::string(what) + " \"" + escaped(segment) + "\" may not contain '--' or '..'",
                 kHfForm);
+  }
+  if (what == "repository name" && segment.ends_with(".git")) {
+    parser.fail("repository name \"" + escaped(segment) + "\" may not end with \".git\"", kHfForm);
   }
 }
 
@@ -451,17 +460,38 @@ Location parse_hf(std::string_view root, std::string_view rest, const RootParser
   location.root = std::string(root);
   HfLocation& hf = location.hf;
 
-  if (rest.starts_with("datasets/")) {
-    hf.repo_type = "dataset";
-    rest.remove_prefix(std::string_view("datasets/").size());
-  } else if (rest.starts_with("spaces/")) {
-    hf.repo_type = "space";
-    rest.remove_prefix(std::string_view("spaces/").size());
+  // huggingface_hub writes "models/NS/NAME" as well as "NS/NAME".
+  static constexpr std::array<std::pair<std::string_view, std::string_view>, 3> kTypes = {
+      {{"models", "model"}, {"datasets", "dataset"}, {"spaces", "space"}}};
+  std::string_view type_prefix;
+  const std::size_t first_slash = rest.find('/');
+  const std::string_view head = rest.substr(0, first_slash);
+  for (const auto& [plural, singular] : kTypes) {
+    if (first_slash == std::string_view::npos) break;
+    if (head == plural) {
+      hf.repo_type = std::string(singular);
+      type_prefix = plural;
+      rest.remove_prefix(first_slash + 1);
+      break;
+    }
+    // A singular type before NS/NAME ("dataset/NS/NAME") is a typo that
+    // huggingface_hub refuses too; "dataset/NAME" is the repo of a user
+    // called "dataset".
+    const std::string_view after = rest.substr(first_slash + 1);
+    const std::size_t name_end = after.find_first_of("/@");
+    if (head == singular && name_end != std::string_view::npos && after[name_end] == '/' &&
+        name_end + 1 < after.size()) {
+      parser.fail("the type prefix must be plural: " + std::string(plural) + "/, not " +
+                      std::string(singular) + "/",
+                  kHfForm);
+    }
   }
 
   const std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos) {
-    parser.fail("the repository id must be NAMESPACE/NAME (single-segment ids are not accepted)",
+    parser.fail("the repository id must be NAMESPACE/NAME (single-segment ids are not accepted" +
+                    (type_prefix.empty() ? std::string(")")
+                                         : std::string(", also after ") + std::string(type_prefix) + "/)"),
                 kHfForm);
   }
   const std::string_view ns = rest.substr(0, slash);
@@ -492,10 +522,14 @@ Location parse_hf(std::string_view root, std::string_view rest, const RootParser
     if (is_pr || is_convert) {
       const std::size_t body_begin = std::string_view(is_pr ? "refs/pr/" : "refs/convert/").size();
       std::size_t i = body_begin;
-      while (i < after_at.size() && (is_pr ? is_digit(after_at[i]) : is_word(after_at[i]))) ++i;
+      // Conversion refs are named like "parquet", "parquet-v2", "duckdb.v1".
+      const auto in_name = [is_pr](char c) {
+        return is_pr ? is_digit(c) : (is_word(c) || c == '-' || c == '.');
+      };
+      while (i < after_at.size() && in_name(after_at[i])) ++i;
       if (i == body_begin || (i < after_at.size() && after_at[i] != '/')) {
         parser.fail(is_pr ? "revision refs/pr/ must be followed by a pull-request number"
-                          : "revision refs/convert/ must be followed by a name of [A-Za-z0-9_]",
+                          : "revision refs/convert/ must be followed by a name of [A-Za-z0-9_.-]",
                     kHfForm);
       }
       revision_size = i;
@@ -693,7 +727,7 @@ Location parse_root(std::string_view root) {
   // hf/ngc use '@' for revisions and versions, and buckets and file URIs
   // carry no credentials, so only URL-like schemes are redacted.
   const bool redact = has_scheme && scheme != "hf" && scheme != "ngc" && scheme != "s3" &&
-                      scheme != "gs" && scheme != "file";
+                      scheme != "gs" && scheme != "gcs" && scheme != "file";
   const RootParser parser(root, redact ? redact_url(root) : std::string(root));
 
   for (char c : root) {
@@ -731,6 +765,9 @@ Location parse_root(std::string_view root) {
   if (scheme == "ngc") return parse_ngc(stripped, rest, parser);
   if (scheme == "s3") return parse_bucket(Scheme::s3, stripped, rest, parser);
   if (scheme == "gs") return parse_bucket(Scheme::gs, stripped, rest, parser);
+  // fsspec takes gcs:// for gs:// (and Earth2Studio hands any protocol to
+  // fsspec): the same location, the same cache.
+  if (scheme == "gcs") return parse_bucket(Scheme::gs, "gs://" + std::string(rest), rest, parser);
   parser.fail("unsupported scheme \"" + escaped(scheme_text) + "\"; supported: " +
               std::string(kSupportedForms));
 }

@@ -349,7 +349,7 @@ TEST(DownloadLock, ASecondHolderWaitsUntilTheFirstReleases) {
   std::atomic<bool> waited{false};
   std::atomic<bool> acquired{false};
   LockOptions options;
-  options.on_wait = [&](const std::string& holder) {
+  options.on_wait = [&](const std::string& holder, bool) {
     EXPECT_EQ(holder, "another thread of this process");
     waited = true;
   };

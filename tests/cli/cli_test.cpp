@@ -202,3 +202,79 @@ TEST_F(CliTlsTest, MissingCaBundleIsNamed) {
 }
 
 }  // namespace
+
+// ---- paths and messages ----------------------------------------------------------------
+
+// resolve promises absolute paths, also from a relative --cache-dir or variable.
+TEST_F(CliTest, ARelativeCacheDirStillGivesAbsolutePaths) {
+  e2s::test::CliOptions options;
+  options.program = "/bin/sh";
+  for (const std::vector<std::string>& how :
+       {std::vector<std::string>{"--cache-dir", "rel-cache"}, std::vector<std::string>{}}) {
+    // Run from the temp folder, with the cache named relative to it.
+    std::string command = "cd \"$1\" && EARTH2STUDIO_MODEL_CACHE=rel-var \"$2\"";
+    for (const std::string& arg : how) command += " " + arg;
+    command += " resolve \"$3\" a.txt";
+    const CliRun run = e2s::test::CliProcess({"-c", command, "sh", cache_.path().string(), E2S_CLI_PATH,
+                                              server_.url("/pkg")},
+                                             options)
+                           .wait();
+    ASSERT_EQ(run.status, 0) << run.err;
+    const fs::path printed = run.out.substr(0, run.out.find('\n'));
+    EXPECT_TRUE(printed.is_absolute()) << printed;
+    EXPECT_EQ(printed.string().rfind((cache_.path() / (how.empty() ? "rel-var" : "rel-cache")).string(), 0), 0u)
+        << printed;
+    EXPECT_EQ(TempDir::read_file(printed), "alpha\n");
+  }
+}
+
+// The same FILE twice is one resolve: the same path twice, and no talk of
+// threads waiting for each other.
+TEST_F(CliTest, TheSameFileTwiceGivesTheSamePathTwiceQuietly) {
+  const CliRun run = run_e2s({"resolve", server_.url("/pkg"), "sub/b.bin", "sub/b.bin", "a.txt", "sub/b.bin"}, env());
+  ASSERT_EQ(run.status, 0) << run.err;
+  EXPECT_TRUE(run.err.empty()) << run.err;
+  const std::vector<std::string> paths = [&] {
+    std::vector<std::string> lines;
+    for (std::size_t at = 0, next; (next = run.out.find('\n', at)) != std::string::npos; at = next + 1) {
+      lines.push_back(run.out.substr(at, next - at));
+    }
+    return lines;
+  }();
+  ASSERT_EQ(paths.size(), 4u) << run.out;
+  EXPECT_EQ(paths[0], paths[1]);
+  EXPECT_EQ(paths[0], paths[3]);
+  EXPECT_EQ(server_.count("GET", "/pkg/sub/b.bin"), 1u);
+}
+
+// A status HTTP does not have is a protocol error, said so, and not retried.
+TEST_F(CliTest, AStatusOutsideHttpIsAProtocolErrorNotRetried) {
+  server_.fault({{"path", "/pkg/a.txt"}, {"kind", "status"}, {"status", 999}, {"times", -1}});
+  const CliRun run = run_e2s({"resolve", server_.url("/pkg"), "a.txt"}, env());
+  EXPECT_EQ(run.status, 1) << run.err;
+  EXPECT_NE(run.err.find("protocol error"), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("999"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("try again later"), std::string::npos) << run.err;
+  EXPECT_EQ(server_.count("GET", "/pkg/a.txt"), 1u) << "not retried";
+}
+
+TEST_F(CliTest, AnOversizedHeaderIsNamedAsSuch) {
+  server_.fault({{"path", "/pkg/a.txt"}, {"kind", "serve"}, {"headers", {{"X-Huge", std::string(10 << 20, 'h')}}},
+                 {"times", -1}});
+  const CliRun run = run_e2s({"resolve", server_.url("/pkg"), "a.txt"}, env());
+  EXPECT_EQ(run.status, 1) << run.err;
+  EXPECT_NE(run.err.find("oversized header"), std::string::npos) << run.err;
+  EXPECT_EQ(run.err.find("Out of memory"), std::string::npos) << run.err;
+}
+
+// A refusal by the host a redirect led to is that host's, and named so.
+TEST_F(CliTest, ARefusalAfterARedirectNamesTheHostThatRefused) {
+  TempDir other_files;
+  other_files.write_file("x/a.txt", "alpha\n");
+  TestServer other("http_server.py", {"--root", other_files.path().string()});
+  other.fault({{"path", "/x/a.txt"}, {"kind", "status"}, {"status", 403}, {"times", -1}});
+  server_.fault({{"path", "/pkg/a.txt"}, {"kind", "redirect"}, {"location", other.url("/x/a.txt")}, {"times", -1}});
+  const CliRun run = run_e2s({"resolve", server_.url("/pkg"), "a.txt"}, env());
+  EXPECT_EQ(run.status, 4) << run.err;
+  EXPECT_NE(run.err.find("from http://127.0.0.1:" + std::to_string(other.port())), std::string::npos) << run.err;
+}

@@ -16,7 +16,7 @@ using namespace std::string_view_literals;
 namespace fs = std::filesystem;
 
 constexpr std::string_view kHfForm =
-    "expected hf://[datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBFOLDER]";
+    "expected hf://[models/|datasets/|spaces/]NAMESPACE/NAME[@REVISION][/SUBFOLDER]";
 constexpr std::string_view kLeaveRoot =
     "file paths are relative to the package root and may not leave it";
 constexpr std::string_view kSha = "0123456789abcdef0123456789abcdef01234567";
@@ -413,6 +413,15 @@ INSTANTIATE_TEST_SUITE_P(
         HfCase{"hf://ns/name@refs/prx/1", "model", "ns/name", "refs", "prx/1"},
         HfCase{"hf://Org-1/Model.v2_x", "model", "Org-1/Model.v2_x", "main", ""},
         HfCase{"hf://0ns/9name", "model", "0ns/9name", "main", ""},
+        // As huggingface_hub 1.x writes and parses them.
+        HfCase{"hf://models/NS/NAME", "model", "NS/NAME", "main", ""},
+        HfCase{"hf://models/ns/name@v1/sub", "model", "ns/name", "v1", "sub"},
+        HfCase{"hf://ns/name@refs/convert/parquet-v2", "model", "ns/name", "refs/convert/parquet-v2", ""},
+        HfCase{"hf://datasets/ns/name@refs/convert/duckdb.v1/x", "dataset", "ns/name", "refs/convert/duckdb.v1",
+               "x"},
+        HfCase{"hf://_ns/name_", "model", "_ns/name_", "main", ""},
+        // "dataset/NAME": a user called "dataset", not a typo.
+        HfCase{"hf://dataset/name", "model", "dataset/name", "main", ""},
         HfCase{kLongNameRoot, "model", kLongRepoId, "main", ""}));
 
 TEST(ParseRoot, HfRootDropsTrailingSlash) {
@@ -453,7 +462,14 @@ INSTANTIATE_TEST_SUITE_P(
         BadRoot{"hf://ns/name@refs/pr/1x", "pull-request number"},
         BadRoot{"hf://ns/name@refs/convert/", "refs/convert/"},
         BadRoot{"hf://ns/name@refs/convert", "refs/convert/"},
-        BadRoot{"hf://ns/name@refs/convert/a-b", "refs/convert/"},
+        BadRoot{"hf://ns/name@refs/convert/a+b", "refs/convert/"},
+        BadRoot{"hf://models/gpt2", "single-segment"},
+        BadRoot{"hf://dataset/foo/bar", "type prefix must be plural"},
+        BadRoot{"hf://model/ns/name", "type prefix must be plural"},
+        BadRoot{"hf://space/ns/name@v1", "type prefix must be plural"},
+        BadRoot{"hf://ns/name.", "repository name"}, BadRoot{"hf://ns/name-", "repository name"},
+        BadRoot{"hf://ns./name", "namespace"},
+        BadRoot{"hf://ns/name.git", ".git"}, BadRoot{"hf://ns/name.git@v1", ".git"},
         BadRoot{"hf://ns/name@bad%G1", "percent-escape"},
         BadRoot{"hf://ns/name@bad%4", "percent-escape"},
         BadRoot{"hf://ns/name@%2e%2e", "'..'"}, BadRoot{"hf://ns/name@%2E", "'.'"},
@@ -590,6 +606,10 @@ INSTANTIATE_TEST_SUITE_P(
         BucketCase{"s3://abc/", Scheme::s3, "abc", "", "s3://abc"},
         BucketCase{"gs://a.b.c/x y/z%20", Scheme::gs, "a.b.c", "x y/z%20", "gs://a.b.c/x y/z%20"},
         BucketCase{"gs://9-_a/x", Scheme::gs, "9-_a", "x", "gs://9-_a/x"},
+        // fsspec's alias: the same location, so the same cache.
+        BucketCase{"gcs://dm_graphcast/gencast/", Scheme::gs, "dm_graphcast", "gencast",
+                   "gs://dm_graphcast/gencast"},
+        BucketCase{"GCS://abc", Scheme::gs, "abc", "", "gs://abc"},
         BucketCase{kS3Max, Scheme::s3, kS3MaxBucket, "", kS3Max},
         BucketCase{kGsDotted, Scheme::gs, kGsDottedBucket, "", kGsDotted}));
 
