@@ -7,8 +7,9 @@
 Generates the data in DIR, serves it with nginx on loopback (plain, and capped
 at 50 MB/s per connection), puts a 20 ms delaying relay in front for W3, runs
 e2s and its peers several times in alternation with a cold cache each run, and
-prints (and writes as Markdown to --results) median wall time, peak RSS and
-the ratio of e2s to each peer against the targets of issue #6.
+prints (and writes as Markdown to --results) median wall time, peak RSS, the
+bytes nginx sent per byte of the files fetched and the ratio of e2s to each
+peer against the targets of issues #6 and #14.
 
 Each run is one process, launched through GNU time (for its peak RSS) with
 posix_spawn and reaped with wait4; the wall time is measured around it here.
@@ -38,6 +39,12 @@ RATE_LIMIT = 50_000_000  # W2: bytes/s per connection (nginx "50m" would be 50 M
 DELAY_MS = 20.0  # W3: added before each response
 W3_FILES = 200
 RUN_TIMEOUT = 900  # seconds; a run that takes longer is killed and fails
+SENT_LIMIT = 1.02  # W1, W2: body bytes nginx sent / bytes of the file (issue #14)
+# nginx logs an aborted request when it next touches the dead socket, which
+# can be a little after the client has exited: the access log is read once it
+# has stopped growing for LOG_QUIET s, or after LOG_MAX_WAIT s whatever it does.
+LOG_QUIET = 0.15
+LOG_MAX_WAIT = 2.0
 
 
 def log(message):
@@ -55,6 +62,7 @@ class Sample:
         self.code = code
         self.stdout = stdout
         self.stderr = stderr
+        self.server_bytes = None  # body bytes nginx sent during the run (None: not served)
 
 
 RUNNING = {"pid": None}  # the measured process, killed when the harness is stopped
@@ -248,6 +256,36 @@ def wait_port(port, proc, what):
     raise SystemExit(f"bench: {what} does not listen on port {port}")
 
 
+def wait_settled(path, quiet=LOG_QUIET, max_wait=LOG_MAX_WAIT):
+    """Waits until the file's size has not changed for `quiet` s (at most `max_wait` s)."""
+    def size():
+        try:
+            return os.path.getsize(path)
+        except OSError:
+            return -1
+    start = changed = time.monotonic()
+    last = size()
+    while True:
+        time.sleep(0.025)
+        now = time.monotonic()
+        current = size()
+        if current != last:
+            last, changed = current, now
+        if now - changed >= quiet or now - start >= max_wait:
+            return
+
+
+def sum_sent(chunk):
+    """Sums an access log chunk of one number per line; returns (sum, bytes consumed).
+
+    Only whole lines count: a line nginx has not finished writing is left for
+    the next read (the consumed length says where to start it).
+    """
+    end = chunk.rfind(b"\n") + 1
+    # Every line is $body_bytes_sent, a number even for a request that sent nothing.
+    return sum(int(line) for line in chunk[:end].split() if line.isdigit()), end
+
+
 class Servers:
     def __init__(self, workdir, data_root, python):
         self.procs = []
@@ -264,6 +302,7 @@ class Servers:
             os.makedirs(os.path.join(self.prefix, "tmp", sub), exist_ok=True)
         self.plain_port = free_port()
         self.limited_port = free_port()
+        self.access_log = os.path.join(self.prefix, "sent.log")  # see log_offset
         conf = os.path.join(self.prefix, "nginx.conf")
         with open(conf, "w") as f:
             f.write(self.nginx_conf(data_root))
@@ -287,7 +326,11 @@ pid {self.prefix}/nginx.pid;
 error_log {self.prefix}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
-  access_log off;
+  # One line per request, written when it ends (aborted ones too): the body
+  # bytes nginx wrote to the socket. Both servers log here; the relay of W3
+  # reaches the plain one.
+  log_format sent '$body_bytes_sent';
+  access_log {self.access_log} sent;
   sendfile on;
   tcp_nopush on;
   tcp_nodelay on;
@@ -310,6 +353,25 @@ http {{
   }}
 }}
 """
+
+    def log_offset(self):
+        """Where the access log ends now: what a run's sent_since starts from."""
+        try:
+            return os.path.getsize(self.access_log)
+        except OSError:
+            return 0
+
+    def sent_since(self, offset):
+        """Body bytes nginx sent in the requests logged after `offset`, and the new offset."""
+        wait_settled(self.access_log)
+        try:
+            with open(self.access_log, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except OSError:
+            return None, offset
+        total, used = sum_sent(chunk)
+        return total, offset + used
 
     def start_proxy(self, python, delay_ms):
         proc = subprocess.Popen(
@@ -341,13 +403,15 @@ http {{
 class Tool:
     """One row of a workload: how to run it and how to check what it wrote."""
 
-    def __init__(self, name, display, argv, outputs, is_e2s=False, primary=False):
+    def __init__(self, name, display, argv, outputs, is_e2s=False, primary=False, served=True):
         self.name = name
         self.display = display  # command with placeholders, for the report
         self.argv = argv        # out_dir -> argv
         self.outputs = outputs  # (out_dir, stdout) -> [(data name, path)]
         self.is_e2s = is_e2s
         self.primary = primary  # the e2s row ratios are computed from
+        self.served = served    # fetches from nginx (dd copies a local file)
+        self.file_bytes = None  # bytes of the files a run fetches (set by run_workload)
         self.samples = []
 
 
@@ -427,7 +491,7 @@ def single_file_tools(name, url_root, e2s, python, data, with_dd, variants):
                               lambda out, bs=bs: ["dd", f"if={src}",
                                                   f"of={os.path.join(out, name)}", f"bs={bs}",
                                                   "conv=fsync", "status=none"],
-                              in_dir([name])))
+                              in_dir([name]), served=False))
     return tools
 
 
@@ -553,9 +617,13 @@ class Quiet:
 QUIET = Quiet(30)
 
 
-def run_workload(label, tools, runs, data, warm_files, cache, scratch, env, full_check):
+def run_workload(label, tools, runs, data, warm_files, cache, scratch, env, full_check,
+                 servers, file_bytes):
+    """Runs every tool `runs` times; file_bytes: the bytes of the files one run fetches."""
     log(f"bench: {label}: {runs} runs of {len(tools)} tools, in alternation")
     before = system_counters()
+    for tool in tools:
+        tool.file_bytes = file_bytes
     for run in range(runs):
         # Rotate who goes first, so no tool always runs right after another.
         order = tools[run % len(tools):] + tools[:run % len(tools)]
@@ -565,6 +633,7 @@ def run_workload(label, tools, runs, data, warm_files, cache, scratch, env, full
             os.makedirs(out)
             cache.cool(warm_files)
             QUIET.wait()
+            offset = servers.log_offset()
             sample = run_measured(tool.argv(out), scratch, env)
             if sample.code != 0:
                 raise SystemExit(f"bench: {label} {tool.name} failed (status {sample.code}):\n"
@@ -574,9 +643,15 @@ def run_workload(label, tools, runs, data, warm_files, cache, scratch, env, full
                     data.check(data_name, path, full=full_check)
             except RuntimeError as e:
                 raise SystemExit(f"bench: {label} {tool.name} wrote a wrong result: {e}")
+            if tool.served:
+                # Read after the checks, and only once the log has settled, so
+                # that the requests this run aborted are in it.
+                sample.server_bytes, _ = servers.sent_since(offset)
             tool.samples.append(sample)
+            sent = (f"  sent/file {sample.server_bytes / file_bytes:.3f}"
+                    if sample.server_bytes is not None else "")
             log(f"  run {run + 1}/{runs} {tool.name:<22} {sample.wall:8.3f} s"
-                f"  {sample.rss_kib / 1024:7.1f} MiB  cpu {sample.cpu:6.2f} s")
+                f"  {sample.rss_kib / 1024:7.1f} MiB  cpu {sample.cpu:6.2f} s{sent}")
             shutil.rmtree(out, ignore_errors=True)
     QUIET_NOTES.append(describe_quiet(label.split()[0], before, system_counters()))
     return tools
@@ -588,6 +663,17 @@ def median_wall(tool):
 
 def peak_rss_mib(tool):
     return max(s.rss_kib for s in tool.samples) / 1024
+
+
+def sent_ratio(tool):
+    """Median over runs of nginx's body bytes sent / the bytes of the files (None: unknown)."""
+    ratios = [s.server_bytes / tool.file_bytes for s in tool.samples
+              if s.server_bytes is not None and tool.file_bytes]
+    return statistics.median(ratios) if ratios else None
+
+
+def fmt_sent(ratio):
+    return "" if ratio is None else f"{ratio:.3f}"
 
 
 # --- W4 and the hash estimate -----------------------------------------------------
@@ -743,7 +829,8 @@ def verdict(ok):
 
 
 def build_rows(results):
-    """Table rows: workload, tool, median, range, peak RSS, CPU, e2s/peer, target, result."""
+    """Table rows: workload, tool, median, range, peak RSS, CPU, sent/file, e2s/peer,
+    target, result."""
     rows = []
     targets = []
     ratio_targets = {
@@ -764,30 +851,39 @@ def build_rows(results):
             row = [label, tool.name, fmt_time(median_wall(tool)),
                    f"{fmt_time(min(walls))} - {fmt_time(max(walls))}",
                    f"{peak_rss_mib(tool):.1f} MiB",
-                   f"{statistics.median(s.cpu for s in tool.samples):.2f} s", "", "", ""]
+                   f"{statistics.median(s.cpu for s in tool.samples):.2f} s",
+                   fmt_sent(sent_ratio(tool)), "", "", ""]
             if not tool.is_e2s:
                 ratio = e2s_median / median_wall(tool)
-                row[6] = f"{ratio:.2f}"
+                row[7] = f"{ratio:.2f}"
                 limit = ratio_targets[label].get(tool.name)
                 if tool is fastest_dd:
                     limit = ratio_targets[label]["dd"]
                 if limit is not None:
-                    row[7] = (f"e2s/{tool.name.split()[0]} <= {limit:.2f}" if limit >= 1
+                    row[8] = (f"e2s/{tool.name.split()[0]} <= {limit:.2f}" if limit >= 1
                               else f"e2s >= {1 / limit:.0f}x faster")
                     if tool is fastest_dd:
-                        row[7] = f"e2s/disk limit (faster dd) <= {limit:.2f}"
-                    row[8] = verdict(ratio <= limit)
-                    targets.append((f"{label}: {row[7]}", f"{ratio:.2f}", row[8]))
-            elif tool.primary and label == "W1":
-                ok = peak_rss_mib(tool) <= 64
-                row[7] = "peak RSS <= 64 MiB"
-                row[8] = verdict(ok)
-                targets.append((f"W1: e2s {row[7]}", row[4], row[8]))
+                        row[8] = f"e2s/disk limit (faster dd) <= {limit:.2f}"
+                    row[9] = verdict(ratio <= limit)
+                    targets.append((f"{label}: {row[8]}", f"{ratio:.2f}", row[9]))
+            elif tool.primary:
+                # (target, measured, met) of the e2s row; one row can carry two.
+                checks = []
+                if label == "W1":
+                    checks.append(("peak RSS <= 64 MiB", row[4], peak_rss_mib(tool) <= 64))
+                if label in ("W1", "W2"):
+                    sent = sent_ratio(tool)
+                    checks.append((f"sent/file <= {SENT_LIMIT:.2f}", row[6] or "not measured",
+                                   sent is not None and sent <= SENT_LIMIT))
+                row[8] = "; ".join(name for name, _, _ in checks)
+                row[9] = "; ".join(verdict(ok) for _, _, ok in checks)
+                targets += [(f"{label}: e2s {name}", measured, verdict(ok))
+                            for name, measured, ok in checks]
             rows.append(row)
         if label == "W1" and "hash" in results:
             share = results["hash"]["share"]
             rows.append(["W1", "hashing, estimated share of e2s wall (notes)",
-                         f"{share * 100:.1f} %", "", "", "", "", "<= 10 % of wall",
+                         f"{share * 100:.1f} %", "", "", "", "", "", "<= 10 % of wall",
                          verdict(share <= 0.10)])
             targets.append(("W1: hashing adds <= 10 % wall (estimate)", f"{share * 100:.1f} %",
                             verdict(share <= 0.10)))
@@ -796,25 +892,25 @@ def build_rows(results):
         hit = w.get("BM_ResolveHit")
         if hit is not None:
             rows.append(["W4", "e2s Package::resolve hit, in process", fmt_time(hit), "", "",
-                         "", "", "median <= 2 us", verdict(hit <= 2e-6)])
+                         "", "", "", "median <= 2 us", verdict(hit <= 2e-6)])
             targets.append(("W4: in-process hit median <= 2 us", fmt_time(hit),
                             verdict(hit <= 2e-6)))
         for name, shown in (("BM_ResolveHitNested", "e2s resolve hit, nested path, in process"),
                             ("BM_NewPackageAndResolveHit", "new Package + resolve hit, in process")):
             if name in w:
-                rows.append(["W4", shown, fmt_time(w[name]), "", "", "", "", "", ""])
+                rows.append(["W4", shown, fmt_time(w[name]), "", "", "", "", "", "", ""])
         rows.append(["W4", "e2s resolve process, cache hit", fmt_time(w["process"]), "",
-                     f"{w['process_rss']:.1f} MiB", "", "", "median <= 5 ms",
+                     f"{w['process_rss']:.1f} MiB", "", "", "", "median <= 5 ms",
                      verdict(w["process"] <= 5e-3)])
         targets.append(("W4: whole-process hit median <= 5 ms", fmt_time(w["process"]),
                         verdict(w["process"] <= 5e-3)))
         rows.append(["W4", "for scale: starting `true`", fmt_time(w["floor"]), "", "", "", "",
-                     "", ""])
+                     "", "", ""])
     return rows, targets
 
 
 HEADER = ["workload", "tool", "median wall", "min - max", "peak RSS", "CPU (median)",
-          "e2s/peer", "target", "result"]
+          "sent/file", "e2s/peer", "target", "result"]
 
 
 def text_table(rows):
@@ -850,10 +946,12 @@ def write_markdown(path, args, info, rows, targets, results, notes, commands):
              "Written by `./bench/run.sh" + shown_args(args.argv) +
              "` (see [README.md](README.md)): numbers measured on the machine below, "
              "not edited by hand. Ratios are e2s median wall / peer median wall "
-             "(below 1 means e2s is faster).", "",
+             "(below 1 means e2s is faster); sent/file is the body bytes nginx sent per "
+             "byte of the files fetched (median over runs).", "",
              md_table(["", ""], info), "",
              "## Results", "", md_table(HEADER, rows), "",
-             "## Targets (issue #6)", "", md_table(["target", "measured", "result"], targets), "",
+             "## Targets (issues #6 and #14)", "",
+             md_table(["target", "measured", "result"], targets), "",
              "## How it was measured", ""]
     parts += [f"- {n}" for n in notes]
     parts += ["", "## Commands", "",
@@ -942,7 +1040,8 @@ def main():
             tools = single_file_tools("big.bin", plain, args.e2s, args.python, data, True, [1])
             results["W1"] = run_workload(
                 f"W1 ({w1_size // MiB} MiB, unthrottled loopback)", tools, runs, data,
-                [data.path("big.bin")], cache, scratch, env, full_check=True)
+                [data.path("big.bin")], cache, scratch, env, full_check=True,
+                servers=servers, file_bytes=data.files["big.bin"][0])
             commands += [["W1", t.name, f"`{t.display}`"] for t in tools]
             log("bench: W1: SHA-256 throughput on the file in page cache")
             hashes = hash_throughput(data.path("big.bin"), scratch, env)
@@ -963,7 +1062,8 @@ def main():
                                       variants)
             results["W2"] = run_workload(
                 f"W2 ({w2_size // MiB} MiB, 50 MB/s per connection)", tools, runs, data,
-                [data.path("w2.bin")], cache, scratch, env, full_check=True)
+                [data.path("w2.bin")], cache, scratch, env, full_check=True,
+                servers=servers, file_bytes=data.files["w2.bin"][0])
             commands += [["W2", t.name, f"`{t.display}`"] for t in tools]
 
         if "W3" in workloads:
@@ -972,7 +1072,7 @@ def main():
             results["W3"] = run_workload(
                 f"W3 ({W3_FILES} files, {w3_bytes / MiB:.0f} MiB, {DELAY_MS:.0f} ms per response)",
                 tools, runs, data, [data.path(f"pkg/{n}") for n in data.w3_names], cache,
-                scratch, env, full_check=True)
+                scratch, env, full_check=True, servers=servers, file_bytes=w3_bytes)
             commands += [["W3", t.name, f"`{t.display}`"] for t in tools]
             log("bench: W3 harness check: the relay with 0 ms delay against nginx direct")
             check = proxy_check(data, servers, scratch, env, args.e2s)
@@ -1024,6 +1124,14 @@ def main():
         "then the served files are read back into it, so the server never waits on the disk.",
         "Every run's output is checked (exit status, size and SHA-256 of every file) before "
         "it counts.",
+        "Sent bytes (`sent/file`): nginx logs `$body_bytes_sent` of every request to its "
+        "access log (a line when the request ends, also when the client went away); the "
+        "lines a run added are summed (read once the log has not grown for "
+        f"{LOG_QUIET * 1e3:.0f} ms, waiting at most {LOG_MAX_WAIT:.0f} s) and divided by "
+        "the bytes of the files the workload fetches (W1, W2: the one file; W3: all "
+        f"{W3_FILES} files); the table shows the median over runs. A reply cut short counts "
+        "what nginx had written to the socket, which can be more than the client read. In W3 "
+        "it is what nginx sent to the relay. The dd rows do not fetch (empty).",
         "Durability differs: e2s and dd fsync what they write (e2s then renames it into "
         "place); curl, aria2c and fsspec leave it in the page cache, so their wall time does "
         "not include writing it to disk. The W1 row `curl + fsync` (`sync FILE` is fsync) is "

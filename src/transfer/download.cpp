@@ -92,17 +92,26 @@ Error http_error(const http::Result& failed, const std::string& uri, int attempt
 
 namespace {
 
-// One stream, resumed at its offset after a cut. With `discovered` set and
-// the size unknown beforehand, a first reply that shows a large file on a
-// server that takes ranges (and names its version with an ETag) is dropped
-// before its body: the size goes into `discovered` and nullopt comes back,
-// for the parallel path to take over. Continues from the written prefix of
-// `resume` when given.
-std::optional<Downloaded> download_single(const RemoteFile& file,
-                                          const std::filesystem::path& temp_path,
-                                          const TransferContext& context,
-                                          std::optional<std::uint64_t>* discovered,
-                                          const Partial* resume);
+// How a single stream ended: the whole file, or, when it was allowed to hand
+// over, the first piece of a large file on a server that takes ranges (and
+// names its version), on disk for the parallel path to go on from.
+struct StreamEnd {
+  std::optional<Downloaded> done;
+  std::optional<Partial> handoff;
+};
+
+// The first request of a stream that may hand over asks for this much: all
+// of a small file (one request, as a plain GET), or the first piece of a
+// large one, whose reply tells the size. A closed range, so that going
+// parallel costs no byte sent twice.
+constexpr std::uint64_t kFirstPiece = 1u << 20;
+
+// One stream, resumed at its offset after a cut. With `may_hand_off` (the
+// size unknown beforehand, parallel transfers allowed) it starts with the
+// first piece and hands a large file over to the parallel path. Continues
+// from the written prefix of `resume` when given.
+StreamEnd download_single(const RemoteFile& file, const std::filesystem::path& temp_path,
+                          const TransferContext& context, bool may_hand_off, const Partial* resume);
 
 // Whether the parallel path should continue `resume`: it can use bytes
 // anywhere in the file, a single stream only a prefix from byte 0.
@@ -117,19 +126,16 @@ Downloaded download_fresh(const RemoteFile& file, const std::filesystem::path& t
   if (parallel && file.size && *file.size >= kMinParallelSize) {
     if (auto done = download_parallel(file, temp_path, context)) return *done;
     spdlog::debug("{}: the server ignores Range or names no version; downloading in one stream", file.uri);
-    return *download_single(file, temp_path, context, nullptr, nullptr);
+    return *download_single(file, temp_path, context, false, nullptr).done;
   }
   // Stores that do not know the size up front (plain HTTP saves the HEAD
   // round trip, which dominates many small files) learn it from the reply.
-  std::optional<std::uint64_t> discovered;
-  if (auto done = download_single(file, temp_path, context,
-                                  parallel && !file.size ? &discovered : nullptr, nullptr)) {
-    return *done;
-  }
+  StreamEnd stream = download_single(file, temp_path, context, parallel && !file.size, nullptr);
+  if (stream.done) return *stream.done;
   RemoteFile sized = file;
-  sized.size = discovered;
-  if (auto done = download_parallel(sized, temp_path, context)) return *done;
-  return *download_single(file, temp_path, context, nullptr, nullptr);
+  sized.size = stream.handoff->size;
+  if (auto done = download_parallel(sized, temp_path, context, &*stream.handoff, /*vouched=*/true)) return *done;
+  return *download_single(file, temp_path, context, false, nullptr).done;
 }
 
 // How often a download starts the file over because the server's copy
@@ -152,12 +158,12 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
       spdlog::debug("{}: resuming with {} of {} bytes already on disk", file.uri, resume->bytes(),
                     resume->size);
       if (!resume_in_parallel(*resume, context)) {
-        return *download_single(file, temp_path, context, nullptr, resume);
+        return *download_single(file, temp_path, context, false, resume).done;
       }
       RemoteFile sized = file;
       sized.size = resume->size;
       if (auto done = download_parallel(sized, temp_path, context, resume)) return *done;
-      return *download_single(file, temp_path, context, nullptr, nullptr);
+      return *download_single(file, temp_path, context, false, nullptr).done;
     } catch (const VersionChanged&) {
       if (fresh_starts + 1 >= kMaxFreshStarts) {
         throw Error(Errc::network,
@@ -175,11 +181,8 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
 
 namespace {
 
-std::optional<Downloaded> download_single(const RemoteFile& file,
-                                          const std::filesystem::path& temp_path,
-                                          const TransferContext& context,
-                                          std::optional<std::uint64_t>* discovered,
-                                          const Partial* resume) {
+StreamEnd download_single(const RemoteFile& file, const std::filesystem::path& temp_path,
+                          const TransferContext& context, bool may_hand_off, const Partial* resume) {
   // A resumed download always asks for at least its last byte, so that the
   // server vouches for the bytes on disk before they are committed.
   const std::uint64_t resumed =
@@ -202,6 +205,8 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   std::string served_etag;
   // Bytes of an earlier attempt that no reply has vouched for yet.
   bool unconfirmed = false;
+  // The first request asks for the first piece only (see kFirstPiece).
+  bool first_piece = may_hand_off && resumed == 0;
   std::optional<Error> local_failure;  // a disk error ends the download, no retry
   std::string rejection;               // why the last response was refused, if it was
   int attempts = 0;
@@ -257,20 +262,17 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
         rejection = "the server answered a byte range that was not asked for";
         return false;
       }
-      if (response_etag.empty() || response_etag != served_etag || (unconfirmed && announced != total)) {
+      if (written > 0 &&
+          (response_etag.empty() || response_etag != served_etag || (unconfirmed && announced != total))) {
         rejection = "the file changed on the server since the bytes on disk were written";
         return false;
       }
+      if (written == 0) served_etag = response_etag;
       unconfirmed = false;
     } else {
-      if (asked_range && !restart()) return false;  // server ignored Range: start over
+      if (asked_range && written > 0 && !restart()) return false;  // server ignored Range: start over
       served_etag = response_etag;  // every byte on disk comes from this reply
       announced = content_length(response);
-      if (discovered && !asked_range && announced && *announced >= kMinParallelSize &&
-          response.header("accept-ranges") == "bytes" && !response_etag.empty()) {
-        *discovered = announced;
-        return false;
-      }
     }
     if (announced && !total) {
       try {
@@ -296,6 +298,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   };
 
   http::Request current = file.request;  // replaced when an expired URL is renewed
+  bool closed_range = false;              // the last request asked for a closed range
   auto attempt_once = [&]() -> http::Result {
     ++attempts;
     // Bytes that came without an ETag cannot be continued: no reply could
@@ -306,10 +309,16 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
       return failed;
     }
     http::Request request = current;
-    const bool asked_range = written > 0;
+    // The first piece is asked for until it is whole, also after a cut.
+    closed_range = first_piece && written < kFirstPiece;
+    const bool asked_range = written > 0 || closed_range;
     if (asked_range) {
       request.range_begin = written;
-      request.range_end.reset();
+      if (closed_range) {
+        request.range_end = kFirstPiece - 1;
+      } else {
+        request.range_end.reset();
+      }
     }
     request.on_response = [&, asked_range](const http::Response& response) {
       return accept_response(response, asked_range);
@@ -331,7 +340,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
       checkpointer.save(snapshot);
       return true;
     });
-    if (local_failure || (discovered && discovered->has_value())) {
+    if (local_failure) {
       attempt.transport = http::Transport::aborted;  // final, not retried
       return attempt;
     }
@@ -348,24 +357,55 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
 
   // Progress is the bytes of this version on disk: a restart from zero is none.
   const Retrier::ProgressMeter on_disk = [&written] { return written; };
-  http::Result result = context.retrier->run(attempt_once, on_retry, on_disk);
-  // A signed URL that expired part-way is renewed, not failed: the bytes on
-  // disk stay and the next request resumes at their end.
-  for (int renewals = 0; file.renew && renewals < kMaxRenewals && !local_failure &&
-                         result.transport == http::Transport::ok && is_expired(result.response.status);
-       ++renewals) {
-    spdlog::info("{}: download URL refused (HTTP {}); asking for a new one", file.uri,
-                 result.response.status);
-    current = file.renew();
-    result = context.retrier->run(attempt_once, on_retry, on_disk);
-  }
-
-  if (local_failure) throw *local_failure;
-  if (discovered && discovered->has_value()) return std::nullopt;
-  if (!is_success(result)) {
-    checkpointer.save(snapshot, /*force=*/true);  // what arrived stays usable for a later attempt
-    throw context.error_for ? context.error_for(result, attempts)
-                            : http_error(result, file.uri, attempts);
+  // Requests until the file is whole: one, unless the first piece was asked
+  // for alone, or a server ends a reply early without error.
+  for (int short_replies = 0;;) {
+    const std::uint64_t before = written;
+    http::Result result = context.retrier->run(attempt_once, on_retry, on_disk);
+    // A signed URL that expired part-way is renewed, not failed: the bytes on
+    // disk stay and the next request resumes at their end.
+    for (int renewals = 0; file.renew && renewals < kMaxRenewals && !local_failure &&
+                           result.transport == http::Transport::ok && is_expired(result.response.status);
+         ++renewals) {
+      spdlog::info("{}: download URL refused (HTTP {}); asking for a new one", file.uri,
+                   result.response.status);
+      current = file.renew();
+      result = context.retrier->run(attempt_once, on_retry, on_disk);
+    }
+    if (local_failure) throw *local_failure;
+    if (closed_range && written == 0 && !total && result.transport == http::Transport::ok &&
+        result.response.status == 416) {
+      // An empty file has no first piece to give: asked for again, whole.
+      first_piece = false;
+      continue;
+    }
+    if (!is_success(result)) {
+      checkpointer.save(snapshot, /*force=*/true);  // what arrived stays usable for a later attempt
+      throw context.error_for ? context.error_for(result, attempts)
+                              : http_error(result, file.uri, attempts);
+    }
+    const bool asked_piece = closed_range;
+    first_piece = false;
+    if (!total || written >= *total) {
+      // An open-ended reply that ended is the whole file; a closed one of a
+      // file of unknown size is followed by an open-ended one.
+      if (!(asked_piece && !total)) break;
+      continue;
+    }
+    if (asked_piece && result.response.status == 206 && *total >= kMinParallelSize && !served_etag.empty()) {
+      // A large file on a server that takes ranges and names its version:
+      // the other connections go on from here, nothing fetched twice.
+      checkpointer.save(snapshot, /*force=*/true);
+      return {std::nullopt, Partial{*total, file.etag, served_etag, {{0, written}}}};
+    }
+    // The rest comes in the next request (a server ending a reply early is
+    // asked again, a few times, from where it stopped).
+    short_replies = written > before ? 0 : short_replies + 1;
+    if (short_replies >= 3) {
+      throw Error(Errc::network,
+                  "the server keeps ending replies of " + file.uri + " early without data; try again",
+                  file.uri);
+    }
   }
   if (total && written != *total) {
     throw Error(Errc::integrity,
@@ -376,7 +416,7 @@ std::optional<Downloaded> download_single(const RemoteFile& file,
   Downloaded downloaded{written, hashes.verify(file), file.etag.empty() ? served_etag : file.etag, served_etag};
   if (::fsync(out.get()) != 0) throw write_error(temp_path, file.uri, errno);
   if (context.progress) context.progress(written, written);
-  return downloaded;
+  return {downloaded, std::nullopt};
 }
 
 }  // namespace

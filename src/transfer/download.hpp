@@ -97,12 +97,14 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
 // The parallel half of download_file: nullopt, having written nothing that
 // matters, when the server answers a range request with the whole file (200)
 // or names no version of it (no ETag: its parts could not be told apart from
-// another version's). Continues `resume` when given; throws VersionChanged
-// when a reply shows that the file changed since bytes on disk were written.
+// another version's). Continues `resume` when given (`vouched`: a reply in
+// this process has just confirmed those bytes and the server's ranges, so no
+// connection waits for a first reply); throws VersionChanged when a reply
+// shows that the file changed since bytes on disk were written.
 std::optional<Downloaded> download_parallel(const RemoteFile& file,
                                             const std::filesystem::path& temp_path,
                                             const TransferContext& context,
-                                            const Partial* resume = nullptr);
+                                            const Partial* resume = nullptr, bool vouched = false);
 
 // Thrown by download_parallel when bytes on disk (resumed, or parts of this
 // download) are of another version of the file than a later reply; the

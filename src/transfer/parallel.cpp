@@ -19,8 +19,9 @@ namespace {
 
 using namespace transfer_parts;
 
-constexpr std::uint64_t kMinChunk = 1u << 20;
-constexpr std::uint64_t kMaxChunk = 64u << 20;
+// Pieces of the plan: big early, small at the end (see plan.hpp).
+constexpr std::uint64_t kMinPiece = 1u << 20;
+constexpr std::uint64_t kMaxPiece = 64u << 20;
 constexpr std::size_t kHashBlock = 1u << 20;
 // A 206 that delivers nothing this many times in a row is a broken server.
 constexpr int kMaxEmptyReplies = 3;
@@ -30,21 +31,22 @@ enum class RangeSupport { unknown, yes, no };
 class ParallelDownload {
  public:
   ParallelDownload(const RemoteFile& file, const std::filesystem::path& temp_path,
-                   const TransferContext& context, const Partial* resume)
+                   const TransferContext& context, const Partial* resume, bool vouched)
       : file_(file),
         temp_path_(temp_path),
         context_(context),
         size_(*file.size),
         connections_(static_cast<int>(std::clamp<std::uint64_t>(
-            (size_ + kMinChunk - 1) / kMinChunk, 1, static_cast<std::uint64_t>(context.max_connections)))),
-        plan_(size_, std::clamp<std::uint64_t>(size_ / (static_cast<std::uint64_t>(connections_) * 4),
-                                               kMinChunk, kMaxChunk),
-              resume),
+            (size_ + kMinPiece - 1) / kMinPiece, 1, static_cast<std::uint64_t>(context.max_connections)))),
+        plan_(size_, PlanOptions{connections_, kMinPiece, kMaxPiece, std::chrono::milliseconds(1000), {}}, resume),
         hashes_(file),
         resume_(resume),
         checkpointer_(context),
         request_(file.request) {
     if (resume_ != nullptr) served_etag_ = resume_->served_etag;
+    // A reply of this process has just vouched for the bytes on disk and
+    // shown that the server takes ranges: every connection starts at once.
+    if (vouched && resume_ != nullptr) support_.store(RangeSupport::yes);
   }
 
   std::optional<Downloaded> run() {
@@ -98,7 +100,12 @@ class ParallelDownload {
       if (part == nullptr) {
         // Nothing left to fetch (a resume that had it all): nobody waits on a probe.
         if (probe) set_support(RangeSupport::yes);
-        return;
+        if (plan_.parts_held() == 0) return;
+        // Others are still at work: one of them may come to lag and be
+        // split, so this connection stays ready for a while.
+        std::unique_lock lock(mutex_);
+        idle_.wait_for(lock, kIdlePoll, [this] { return stopped(); });
+        continue;
       }
       if (!fetch(*part, probe)) return;
       plan_.finish(part);
@@ -106,6 +113,9 @@ class ParallelDownload {
       probe = false;
     }
   }
+
+  // How often an idle connection looks for a lagging part to split.
+  static constexpr std::chrono::milliseconds kIdlePoll{100};
 
   bool wait_for_range_support() {
     std::unique_lock lock(mutex_);
@@ -128,6 +138,7 @@ class ParallelDownload {
     }
     stop_.store(true);
     support_known_.notify_all();
+    idle_.notify_all();
   }
 
   bool stopped() const { return stop_.load(); }
@@ -344,6 +355,7 @@ class ParallelDownload {
 
   std::mutex mutex_;  // guards failure_, served_etag_ and changes of support_
   std::condition_variable support_known_;
+  std::condition_variable idle_;  // idle connections, woken when the download stops
   std::atomic<RangeSupport> support_{RangeSupport::unknown};
   std::optional<Error> failure_;
   std::string served_etag_;  // the version of the bytes on disk; "" until a reply names it
@@ -367,9 +379,9 @@ class ParallelDownload {
 std::optional<Downloaded> download_parallel(const RemoteFile& file,
                                             const std::filesystem::path& temp_path,
                                             const TransferContext& context,
-                                            const Partial* resume) {
+                                            const Partial* resume, bool vouched) {
   ensure_room(temp_path, *file.size, resume ? resume->bytes() : 0, file.uri);
-  return ParallelDownload(file, temp_path, context, resume).run();
+  return ParallelDownload(file, temp_path, context, resume, vouched).run();
 }
 
 }  // namespace e2s::detail

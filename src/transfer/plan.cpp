@@ -1,10 +1,15 @@
 #include "transfer/plan.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace e2s::detail {
 
-Plan::Plan(std::uint64_t size, std::uint64_t chunk, const Partial* resume) : chunk_(std::max<std::uint64_t>(chunk, 1)) {
+Plan::Plan(std::uint64_t size, PlanOptions options, const Partial* resume) : options_(std::move(options)) {
+  options_.connections = std::max(options_.connections, 1);
+  options_.min_piece = std::max<std::uint64_t>(options_.min_piece, 1);
+  options_.max_piece = std::max(options_.max_piece, options_.min_piece);
+  if (!options_.clock) options_.clock = [] { return std::chrono::steady_clock::now(); };
   std::uint64_t position = 0;
   std::vector<ByteRange> gaps;
   if (resume != nullptr) {
@@ -15,35 +20,55 @@ Plan::Plan(std::uint64_t size, std::uint64_t chunk, const Partial* resume) : chu
     }
   }
   if (position < size) gaps.push_back({position, size});
+  for (const ByteRange& gap : gaps) todo_bytes_ += gap.end - gap.begin;
   todo_.assign(gaps.rbegin(), gaps.rend());
 }
 
 Part* Plan::take() {
   std::lock_guard lock(mutex_);
-  if (!todo_.empty()) {
-    ByteRange& gap = todo_.back();
-    const std::uint64_t end = gap.end - gap.begin > chunk_ ? gap.begin + chunk_ : gap.end;
-    auto part = std::make_unique<Part>(gap.begin, end);
-    Part* taken = part.get();
-    active_[gap.begin] = std::move(part);
-    gap.begin = end;
-    if (gap.begin == gap.end) todo_.pop_back();
-    return taken;
-  }
+  const auto now = options_.clock();
+  if (todo_.empty()) return split_lagging(now);
+  // A share of what is left: big pieces early (few requests), small ones at
+  // the end (connections finish together, nothing is cut short).
+  const std::uint64_t share = todo_bytes_ / (2 * static_cast<std::uint64_t>(options_.connections));
+  const std::uint64_t piece = std::clamp(share, options_.min_piece, options_.max_piece);
+  ByteRange& gap = todo_.back();
+  // A remainder smaller than a piece goes with it rather than alone.
+  const std::uint64_t left = gap.end - gap.begin;
+  const std::uint64_t end = left <= piece + options_.min_piece / 2 ? gap.end : gap.begin + piece;
+  auto part = std::make_unique<Part>(gap.begin, end, now);
+  Part* taken = part.get();
+  active_[gap.begin] = std::move(part);
+  todo_bytes_ -= end - gap.begin;
+  gap.begin = end;
+  if (gap.begin == gap.end) todo_.pop_back();
+  return taken;
+}
+
+Part* Plan::split_lagging(std::chrono::steady_clock::time_point now) {
   Part* slowest = nullptr;
-  std::uint64_t most_left = 0;
+  double slowest_time = 0;
   for (auto& [begin, part] : active_) {
     const std::uint64_t end = part->end.load(), next = part->next.load();
-    if (end > next && end - next > most_left) {
-      most_left = end - next;
+    if (end <= next || end - next < 2 * kMinSteal) continue;
+    const double running = std::chrono::duration<double>(now - part->taken_at).count();
+    // Too early to judge a part's rate: its first bytes may be on their way.
+    if (running < std::chrono::duration<double>(options_.lag).count()) continue;
+    const double rate = static_cast<double>(next - part->begin) / running;
+    const double needs = rate > 0 ? static_cast<double>(end - next) / rate : 1e9;
+    if (needs > slowest_time) {
+      slowest_time = needs;
       slowest = part.get();
     }
   }
-  if (slowest == nullptr || most_left < 2 * kMinSteal) return nullptr;
+  if (slowest == nullptr || slowest_time <= std::chrono::duration<double>(options_.lag).count()) {
+    return nullptr;
+  }
   const std::uint64_t old_end = slowest->end.load();
-  const std::uint64_t middle = slowest->next.load() + most_left / 2;
+  const std::uint64_t next = slowest->next.load();
+  const std::uint64_t middle = next + (old_end - next) / 2;
   slowest->end.store(middle);
-  auto tail = std::make_unique<Part>(middle, old_end);
+  auto tail = std::make_unique<Part>(middle, old_end, now);
   Part* taken = tail.get();
   active_[middle] = std::move(tail);
   return taken;
@@ -56,6 +81,7 @@ void Plan::finish(Part* part) {
   if (reach < part->end.load()) {
     // Given up short of its end: the rest goes back to be handed out again.
     todo_.push_back({reach, part->end.load()});
+    todo_bytes_ += part->end.load() - reach;
   }
   active_.erase(part->begin);
 }
