@@ -50,16 +50,21 @@ std::optional<std::chrono::seconds> env_seconds(const char* name) {
   return std::chrono::seconds(seconds);
 }
 
-}  // namespace
-
-std::optional<std::chrono::milliseconds> hub_download_timeout() {
-  auto text = env_value("HF_HUB_DOWNLOAD_TIMEOUT");
+// A positive number of seconds, decimals allowed ("0.25"), as milliseconds.
+std::optional<std::chrono::milliseconds> env_milliseconds(const char* name) {
+  auto text = env_value(name);
   if (!text) return std::nullopt;
   double seconds = 0;
   const char* end = text->data() + text->size();
   auto [ptr, ec] = std::from_chars(text->data(), end, seconds);
   if (ec != std::errc() || ptr != end || !(seconds > 0) || seconds > 1e7) return std::nullopt;
-  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
+  return std::chrono::milliseconds(std::max<std::int64_t>(1, static_cast<std::int64_t>(seconds * 1000)));
+}
+
+}  // namespace
+
+std::optional<std::chrono::milliseconds> hub_download_timeout() {
+  return env_milliseconds("HF_HUB_DOWNLOAD_TIMEOUT");
 }
 
 bool default_offline(bool hub_root) {
@@ -75,8 +80,12 @@ bool default_lock_downloads() {
   return !(lower == "0" || lower == "off" || lower == "no" || lower == "false");
 }
 
-std::chrono::seconds default_lock_stale_after() {
-  return env_seconds("E2S_LOCK_STALE_SECONDS").value_or(std::chrono::seconds(120));
+std::chrono::milliseconds default_lock_stale_after() {
+  return env_milliseconds("E2S_LOCK_STALE_SECONDS").value_or(std::chrono::seconds(120));
+}
+
+std::chrono::milliseconds default_checkpoint_interval() {
+  return env_milliseconds("E2S_CHECKPOINT_SECONDS").value_or(std::chrono::seconds(1));
 }
 
 namespace {

@@ -30,8 +30,11 @@ bool default_offline(bool hub_root);
 // or "false" (for filesystems whose locks misbehave).
 bool default_lock_downloads();
 
-// E2S_LOCK_STALE_SECONDS; 120 when unset or invalid.
-std::chrono::seconds default_lock_stale_after();
+// E2S_LOCK_STALE_SECONDS (decimals allowed); 120 s when unset or invalid.
+std::chrono::milliseconds default_lock_stale_after();
+
+// E2S_CHECKPOINT_SECONDS (decimals allowed); 1 s when unset or invalid.
+std::chrono::milliseconds default_checkpoint_interval();
 
 // Where the Hugging Face Hub is and who we are to it (protocols.md §1.1).
 struct HfSettings {

@@ -62,6 +62,7 @@ PackageOptions with_defaults(PackageOptions options, const detail::Location& loc
   if (options.ca_bundle.empty()) options.ca_bundle = detail::default_ca_bundle();
   if (!options.lock_downloads) options.lock_downloads = detail::default_lock_downloads();
   if (options.lock_stale_after.count() <= 0) options.lock_stale_after = detail::default_lock_stale_after();
+  if (options.checkpoint_interval.count() <= 0) options.checkpoint_interval = detail::default_checkpoint_interval();
   return options;
 }
 
@@ -244,6 +245,7 @@ struct Package::Impl {
       if (options.progress) options.progress(Progress{path, done, total, total && done == *total});
     };
     context.resume = temp.partial;
+    context.checkpoint_interval = options.checkpoint_interval;
     context.checkpoint = [this, &temp, &key](const detail::Partial& partial) {
       cache->save_journal(temp, key, partial);
     };

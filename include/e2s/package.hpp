@@ -108,7 +108,11 @@ struct PackageOptions {
   // A download holding the lock that shows no progress for this long is
   // presumed stuck, and waiters go on without it. Default: 120 s, or
   // E2S_LOCK_STALE_SECONDS.
-  std::chrono::seconds lock_stale_after{0};
+  std::chrono::milliseconds lock_stale_after{0};
+  // How often a download records which of its bytes are durably on disk, so
+  // that a killed or failed one resumes from there (each record costs an
+  // fdatasync). Default: 1 s, or E2S_CHECKPOINT_SECONDS.
+  std::chrono::milliseconds checkpoint_interval{0};
   // Receives download progress. Default: none.
   ProgressCallback progress;
   // PEM file of the CA certificates that https:// servers are verified

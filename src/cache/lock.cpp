@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -119,6 +120,8 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
         continue;
       }
       lock.held_ = true;
+      // Beats well within the time waiters allow before they pass a holder.
+      lock.beat_every_ms_ = std::clamp<std::int64_t>(options.stale_after.count() / 4, 1, 1000);
       const std::string holder = this_process() + "\n";
       if (::ftruncate(lock.fd_, 0) == 0) {
         [[maybe_unused]] ssize_t ignored = ::pwrite(lock.fd_, holder.data(), holder.size(), 0);
@@ -138,8 +141,8 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
       seen_beat = beat;
       seen_at = now;
     } else if (now - seen_at > options.stale_after.count()) {
-      spdlog::warn("{} has shown no progress for {} s; downloading without waiting for it",
-                   holder_of(lock.fd_), options.stale_after.count() / 1000);
+      spdlog::warn("{} has shown no progress for {:g} s; downloading without waiting for it",
+                   holder_of(lock.fd_), static_cast<double>(options.stale_after.count()) / 1000);
       return lock;
     }
     if (!announced) {
@@ -167,7 +170,8 @@ DownloadLock::DownloadLock(DownloadLock&& other) noexcept
     : path_(std::move(other.path_)),
       fd_(std::exchange(other.fd_, -1)),
       held_(std::exchange(other.held_, false)),
-      last_beat_ms_(other.last_beat_ms_.load()) {}
+      last_beat_ms_(other.last_beat_ms_.load()),
+      beat_every_ms_(other.beat_every_ms_) {}
 
 DownloadLock& DownloadLock::operator=(DownloadLock&& other) noexcept {
   if (this != &other) {
@@ -176,6 +180,7 @@ DownloadLock& DownloadLock::operator=(DownloadLock&& other) noexcept {
     fd_ = std::exchange(other.fd_, -1);
     held_ = std::exchange(other.held_, false);
     last_beat_ms_.store(other.last_beat_ms_.load());
+    beat_every_ms_ = other.beat_every_ms_;
   }
   return *this;
 }
@@ -184,7 +189,7 @@ void DownloadLock::heartbeat() noexcept {
   if (!held_) return;
   const std::int64_t now = steady_ms();
   std::int64_t last = last_beat_ms_.load();
-  if (now - last < 1000 && last != 0) return;
+  if (now - last < beat_every_ms_ && last != 0) return;
   if (!last_beat_ms_.compare_exchange_strong(last, now)) return;  // another thread beats
   ::futimens(fd_, nullptr);
 }

@@ -48,7 +48,8 @@ class DownloadLock {
   bool held() const noexcept { return held_; }
 
   // Shows waiters that the download is progressing. Cheap when called often
-  // (at most one touch of the lock file a second); thread-safe.
+  // (at most one touch of the lock file a second, or a quarter of the stale
+  // time when that is shorter); thread-safe.
   void heartbeat() noexcept;
 
  private:
@@ -58,6 +59,7 @@ class DownloadLock {
   int fd_ = -1;
   bool held_ = false;
   std::atomic<std::int64_t> last_beat_ms_{0};
+  std::int64_t beat_every_ms_ = 1000;
 };
 
 }  // namespace e2s::detail

@@ -74,10 +74,9 @@ struct TransferContext {
   // throw Error(io) when neither is possible. Called from a download thread.
   // Optional.
   std::function<void(const Partial&)> checkpoint{};
+  // How often `checkpoint` is called while bytes arrive.
+  std::chrono::milliseconds checkpoint_interval{1000};
 };
-
-// How often a download records its progress for resuming.
-inline constexpr std::chrono::milliseconds kCheckpointInterval{1000};
 
 // Files smaller than this always go in one stream: a range request costs a
 // round trip and buys nothing on a few MiB.

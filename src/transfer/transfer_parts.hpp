@@ -189,19 +189,20 @@ class SlotGuard {
 // still be there.
 class Checkpointer {
  public:
-  explicit Checkpointer(const TransferContext& context) : checkpoint_(context.checkpoint) {}
+  explicit Checkpointer(const TransferContext& context)
+      : checkpoint_(context.checkpoint), interval_(context.checkpoint_interval) {}
 
   // The data file whose bytes save() makes durable before describing them.
   void attach(int fd) { fd_.store(fd); }
 
-  // Saves `snapshot()` when the last save is older than kCheckpointInterval,
+  // Saves `snapshot()` when the last save is older than the interval,
   // or always with `force`. Thread-safe; a save in progress is not waited for.
   // Best effort: a journal that cannot be updated still describes bytes that
   // are on disk (they only ever grow between replace() calls).
   void save(const std::function<Partial()>& snapshot, bool force = false) {
     if (!checkpoint_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (!force && now - last_.load() < kCheckpointInterval) return;
+    if (!force && now - last_.load() < interval_) return;
     std::unique_lock lock(mutex_, std::defer_lock);
     if (force) {
       lock.lock();
@@ -230,6 +231,7 @@ class Checkpointer {
 
  private:
   const std::function<void(const Partial&)>& checkpoint_;
+  const std::chrono::milliseconds interval_;
   std::atomic<int> fd_{-1};
   std::mutex mutex_;
   std::atomic<std::chrono::steady_clock::time_point> last_{std::chrono::steady_clock::now()};

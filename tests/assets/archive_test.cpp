@@ -1,4 +1,4 @@
-// e2s::extract_archive on archives built at test time by make_archives.py:
+// e2s::extract_archive on archives built by make_archives.py (at build time):
 // the good ones (zip stored and deflated, tar plain and gzip, bzip2, xz
 // compressed) must come out byte-identical to the tree they were made from,
 // links included; every hostile one (zip-slip in each spelling, links out of
@@ -38,29 +38,6 @@ using e2s::test::error_of;
 using e2s::test::TempDir;
 
 constexpr std::uint64_t kMiB = std::uint64_t{1} << 20;
-
-// Runs make_archives.py OUTDIR with Debian's interpreter when there is one
-// (as the test servers do).
-void make_archives(const fs::path& outdir) {
-  const bool system_python = ::access("/usr/bin/python3", X_OK) == 0;
-  std::string python = system_python ? "/usr/bin/python3" : "python3";
-  std::string script = std::string(E2S_ASSETS_TEST_DIR) + "/make_archives.py";
-  std::string out = outdir.string();
-  std::vector<char*> argv = {python.data(), script.data(), out.data(), nullptr};
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    if (system_python) {
-      ::execv(argv[0], argv.data());
-    } else {
-      ::execvp(argv[0], argv.data());
-    }
-    ::_exit(127);
-  }
-  ASSERT_GT(pid, 0);
-  int status = 0;
-  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "make_archives.py failed";
-}
 
 // Short stand-in for a file's bytes, so that a failing comparison prints
 // readably: size and FNV-1a hash.
@@ -114,16 +91,17 @@ mode_t current_umask() {
   return mask;
 }
 
-// One folder per test: base/archives (made by the script), base/canary
-// (must never change) and the destination base/out.
+// The archives make_archives.py wrote at build time (E2S_ARCHIVE_FIXTURES:
+// archives/, and canary/, where the hostile ones aim absolute paths), read
+// by every test; one empty base folder per test, whose destination is
+// base/out (relative climbs aim at base/canary).
 class ArchiveTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    archives_ = dir_.path() / "archives";
-    canary_ = dir_.path() / "canary";
+    archives_ = fs::path(E2S_ARCHIVE_FIXTURES) / "archives";
+    canary_ = fs::path(E2S_ARCHIVE_FIXTURES) / "canary";
     destination_ = dir_.path() / "out";
-    ASSERT_NO_FATAL_FAILURE(make_archives(archives_));
-    dir_.write_file("canary/keep.txt", "canary\n");
+    ASSERT_TRUE(fs::is_regular_file(archives_ / "good.zip")) << "build the e2s_archive_fixtures target";
     canary_before_ = snapshot(canary_);
   }
 
@@ -131,7 +109,7 @@ class ArchiveTest : public ::testing::Test {
   // out into the base folder, the canary untouched.
   void expect_nothing_written() const {
     EXPECT_FALSE(fs::exists(fs::symlink_status(destination_)));
-    EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{"archives", "canary"}));
+    EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{}));
     EXPECT_EQ(snapshot(canary_), canary_before_);
   }
 
@@ -183,7 +161,7 @@ TEST_P(GoodArchiveTest, ExtractsByteIdenticalTree) {
   }
 
   // Only the destination was added: no temp folder left.
-  EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{"archives", "canary", "out"}));
+  EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{"out"}));
   EXPECT_EQ(snapshot(canary_), canary_before_);
 }
 
@@ -243,7 +221,7 @@ TEST_F(ArchiveTest, ConcurrentExtractionsLeaveOneCompleteTree) {
   EXPECT_LE(refused.load(), 1);
   EXPECT_EQ(fs::file_size(destination_ / "zeros.bin"), 70 * kMiB);
   EXPECT_EQ(TempDir::read_file(destination_ / "ok.txt"), "fine\n");
-  EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{"archives", "canary", "out"}));
+  EXPECT_EQ(names_in(dir_.path()), (std::set<std::string>{"out"}));
 }
 
 // A zip whose sizes lie, within the limits: libarchive notices at the end of

@@ -128,7 +128,7 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
 TEST_F(CliTest, UnreachableServerExitsFive) {
   // A port nobody listens on: connection refused on every retry.
   const std::string root = "http://127.0.0.1:" + std::to_string(unused_port()) + "/pkg";
-  CliRun run = run_e2s({"--timeout", "5", "resolve", root, "a.txt"}, env());
+  CliRun run = run_e2s({"--timeout", "1", "resolve", root, "a.txt"}, env());
   EXPECT_EQ(run.status, 5) << run.err;
 }
 

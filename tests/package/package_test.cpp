@@ -247,7 +247,7 @@ TEST_F(PackageTest, StalledTransferTimesOutAndLeavesNothing) {
   server_.fault({{"path", "/pkg/weights/big.bin"}, {"kind", "stall"}, {"after", 0}, {"seconds", 30}, {"times", 100}, {"methods", {"GET"}}});
   e2s::PackageOptions o = options();
   o.retry.max_attempts = 2;
-  o.stall_timeout = std::chrono::seconds(1);
+  o.stall_timeout = std::chrono::milliseconds(300);
   e2s::Package package(root(), o);
   const auto start = std::chrono::steady_clock::now();
   try {

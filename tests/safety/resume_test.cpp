@@ -270,20 +270,21 @@ INSTANTIATE_TEST_SUITE_P(Modes, StitchTest, ::testing::Values(1, 4), [](const au
 // is byte for byte one version the server served and agrees with its record,
 // and a run that exits 0 hands out such a file. At the end a clean run gets
 // the current version and `cache verify` finds everything intact.
-// E2S_SOAK_SEED repeats a run; E2S_SOAK_SECONDS sets its length (default 30).
+// E2S_SOAK_SEED repeats a run; E2S_SOAK_SECONDS sets its length (default 20).
 TEST(ResumeSoak, RandomKillsVersionsAndValidatorsNeverCommitAWrongByte) {
   const char* seed_text = std::getenv("E2S_SOAK_SEED");
   const std::uint64_t seed = seed_text ? std::stoull(seed_text) : std::random_device{}();
   const char* seconds_text = std::getenv("E2S_SOAK_SECONDS");
-  const auto budget = std::chrono::seconds(seconds_text ? std::stoi(seconds_text) : 30);
+  const auto budget = std::chrono::seconds(seconds_text ? std::stoi(seconds_text) : 20);
   SCOPED_TRACE("seed " + std::to_string(seed) + " (repeat with E2S_SOAK_SEED=" + std::to_string(seed) + ")");
   std::mt19937_64 rng(seed);
   auto chance = [&rng](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
 
   TempDir served, cache;
-  // 1 MiB/s per reply: one stream takes about 10 s, the default connections
-  // about 1 s, so kills land everywhere in both.
-  TestServer server("http_server.py", {"--root", served.path().string(), "--rate", std::to_string(kMiB)});
+  // 4 MiB/s per reply: one stream takes about 2.5 s, the default
+  // connections about 0.3 s, so kills land everywhere in both, around
+  // checkpoints taken every 0.1 s.
+  TestServer server("http_server.py", {"--root", served.path().string(), "--rate", std::to_string(4 * kMiB)});
   const std::string root = server.url("/model");
   std::map<std::string, std::string> versions;  // ETag (MD5) -> bytes, every version served
   std::set<std::string> version_hashes;           // their SHA-256
@@ -300,6 +301,7 @@ TEST(ResumeSoak, RandomKillsVersionsAndValidatorsNeverCommitAWrongByte) {
 
   CliOptions options;
   options.env["EARTH2STUDIO_MODEL_CACHE"] = cache.path().string();
+  options.env["E2S_CHECKPOINT_SECONDS"] = "0.1";
   options.scrub = e2s::test::safety::scrubbed;
   fs::path storage;
   {
@@ -348,9 +350,9 @@ TEST(ResumeSoak, RandomKillsVersionsAndValidatorsNeverCommitAWrongByte) {
     const std::string round = "round " + std::to_string(rounds) + (one_stream ? ", one stream" : ", default") +
                               (validators ? "" : ", no ETag");
     CliProcess process(args, options);
-    // Kills before, around and after the first checkpoints (one a second);
-    // some rounds run to the end, so that commits happen too.
-    const int delay_ms = chance(0.2) ? 60000 : static_cast<int>(rng() % (one_stream ? 4000 : 2000));
+    // Kills before, around and after checkpoints; some rounds run to the
+    // end, so that commits happen too.
+    const int delay_ms = chance(0.2) ? 60000 : static_cast<int>(rng() % (one_stream ? 1500 : 500));
     const std::optional<CliRun> ended = process.wait_for(std::chrono::milliseconds(delay_ms));
     cached = false;
     if (!ended) {
