@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages e2s needs (only the missing ones) and builds it.
 #
-#   scripts/setup.sh                  install what is missing, build build/ (RelWithDebInfo)
-#   scripts/setup.sh --sanitize       same, but build build-asan/ with ASan+UBSan
+#   scripts/setup.sh                  install what is missing, build build/ (Release, g++)
+#   scripts/setup.sh --sanitize       same, but build build-asan/ with ASan+UBSan (RelWithDebInfo)
 #   scripts/setup.sh --build-dir DIR  build in DIR instead
+#   scripts/setup.sh --build-type T   CMake build type T (Release, RelWithDebInfo, Debug)
+#   scripts/setup.sh --clang          compile with clang-14 instead of g++
+#   scripts/setup.sh --no-tests       build the library, the command, examples and
+#                                     benchmarks, not the tests
 #   scripts/setup.sh --no-build       install packages only
 #   scripts/setup.sh --target NAME    build only target NAME (e.g. e2s_cli), not everything
 #   scripts/setup.sh --quiet          print only the progress lines (build log on failure)
@@ -13,20 +17,24 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake ninja-build pkg-config ca-certificates python3 python3-numpy openssl
+  build-essential clang-14 cmake ninja-build pkg-config ca-certificates python3 python3-numpy openssl
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libpugixml-dev libfmt-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
-# libFuzzer comes with clang only; the normal build never needs these.
-fuzz_packages=(clang-14 libclang-rt-14-dev)
+# libFuzzer's runtime (clang-14 itself is in the list above: the test suite
+# also builds e2s with clang).
+fuzz_packages=(libclang-rt-14-dev)
 
-usage() { sed -n '2,11s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '2,15s/^# \{0,1\}//p' "$0"; }
 say() { echo "e2s setup: $*"; }
 die() { echo "e2s setup: error: $*" >&2; exit 1; }
 
 sanitize=0
 build=1
+build_type=""
+compiler=g++
+tests=ON
 quiet=0
 build_dir=""
 targets=()
@@ -37,6 +45,9 @@ while [[ $# -gt 0 ]]; do
     --build-dir) [[ $# -ge 2 ]] || die "--build-dir needs a folder"; build_dir="$2"; shift ;;
     --build-dir=*) build_dir="${1#*=}" ;;
     --no-build) build=0 ;;
+    --build-type) [[ $# -ge 2 ]] || die "--build-type needs a CMake build type"; build_type="$2"; shift ;;
+    --clang) compiler=clang++-14 ;;
+    --no-tests) tests=OFF ;;
     --target) [[ $# -ge 2 ]] || die "--target needs a name"; targets+=(--target "$2"); names+=("$2"); shift ;;
     -q|--quiet) quiet=1 ;;
     --fuzz) packages+=("${fuzz_packages[@]}") ;;
@@ -45,6 +56,10 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
+# Release is what users build; sanitizer reports want the debug info.
+if [[ -z "$build_type" ]]; then
+  if [[ $sanitize -eq 1 ]]; then build_type=RelWithDebInfo; else build_type=Release; fi
+fi
 if [[ -z "$build_dir" ]]; then
   if [[ $sanitize -eq 1 ]]; then build_dir=build-asan; else build_dir=build; fi
 fi
@@ -78,7 +93,6 @@ fi
 [[ $build -eq 1 ]] || exit 0
 
 # --- build --------------------------------------------------------------------
-build_type=RelWithDebInfo
 if [[ $sanitize -eq 1 ]]; then want_sanitize=ON; else want_sanitize=OFF; fi
 jobs=$(nproc 2>/dev/null || echo 2)
 
@@ -101,16 +115,22 @@ cache_value() {  # cache_value NAME: the value of NAME in the build's CMakeCache
 
 mkdir -p "$build_dir"
 : >"$log"
-# Configure only when needed: a fresh folder, or one set up with other options.
-# Otherwise the build itself re-runs CMake when a CMakeLists.txt changed.
-sanitize_now=$(cache_value E2S_SANITIZE)
+# Configure only when needed: a fresh folder, or one set up with other options
+# (from scratch, as CMake cannot switch compilers in place). Otherwise the
+# build itself re-runs CMake when a CMakeLists.txt changed.
+settings=(-DCMAKE_BUILD_TYPE="$build_type" -DE2S_SANITIZE="$want_sanitize" -DE2S_BUILD_TESTS="$tests")
+[[ $compiler == g++ ]] || settings+=(-DCMAKE_CXX_COMPILER="$compiler")
+describe="$build_type, $compiler, sanitize $want_sanitize, tests $tests"
+compiler_now=$(cache_value CMAKE_CXX_COMPILER)
+if [[ $compiler == g++ ]]; then want_clang=no; else want_clang=yes; fi
+if [[ ${compiler_now##*/} == clang* ]]; then clang_now=yes; else clang_now=no; fi
 if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then
-  say "configuring $build_dir/ ($build_type, sanitize $want_sanitize)"
-  run cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" \
-    -DE2S_SANITIZE="$want_sanitize"
-elif [[ $(cache_value CMAKE_BUILD_TYPE) != "$build_type" || ${sanitize_now:-OFF} != "$want_sanitize" ]]; then
-  say "reconfiguring $build_dir/ ($build_type, sanitize $want_sanitize)"
-  run cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE="$build_type" -DE2S_SANITIZE="$want_sanitize"
+  say "configuring $build_dir/ ($describe)"
+  run cmake -S . -B "$build_dir" -G Ninja "${settings[@]}"
+elif [[ $(cache_value CMAKE_BUILD_TYPE) != "$build_type" || $(cache_value E2S_SANITIZE) != "$want_sanitize" ||
+        $(cache_value E2S_BUILD_TESTS) != "$tests" || $clang_now != "$want_clang" ]]; then
+  say "reconfiguring $build_dir/ ($describe)"
+  run cmake --fresh -S . -B "$build_dir" -G Ninja "${settings[@]}"
 fi
 
 say "building ${names[*]:+${names[*]} }in $build_dir/"

@@ -22,7 +22,6 @@ namespace e2s::detail {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr std::string_view kReservedFolder = Cache::kReservedFolder;
 // 2: ETags escaped (escape_record); journals of format 1 are not resumed.
 constexpr int kJournalVersion = 2;
 // A temp folder of another machine untouched for this long is abandoned.

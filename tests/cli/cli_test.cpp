@@ -215,7 +215,7 @@ TEST_F(CliTest, ARelativeCacheDirStillGivesAbsolutePaths) {
     std::string command = "cd \"$1\" && EARTH2STUDIO_MODEL_CACHE=rel-var \"$2\"";
     for (const std::string& arg : how) command += " " + arg;
     command += " resolve \"$3\" a.txt";
-    const CliRun run = e2s::test::CliProcess({"-c", command, "sh", cache_.path().string(), E2S_CLI_PATH,
+    const CliRun run = e2s::test::CliProcess({"-c", command, "sh", cache_.path().string(), e2s::test::cli_path(),
                                               server_.url("/pkg")},
                                              options)
                            .wait();

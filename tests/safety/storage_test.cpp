@@ -113,7 +113,7 @@ TEST_F(StorageTest, AFullFilesystemFailsCleanly) {
   CliOptions options;
   options.env["EARTH2STUDIO_MODEL_CACHE"] = mount_point.string();
   options.wrapper = {"unshare", "-m", "--", "sh", "-c", script, "sh", mount_point.string()};
-  // The wrapper gets E2S_CLI_PATH as $2 and the root as $3.
+  // The wrapper gets cli_path() as $2 and the root as $3.
   const CliRun run = CliProcess({root()}, options).wait();
   EXPECT_EQ(run.status, 1) << run.err;
   // Refused before a byte is written (the size is known from the reply's

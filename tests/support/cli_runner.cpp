@@ -1,6 +1,7 @@
 #include "support/cli_runner.hpp"
 
 #include <chrono>
+#include <cstdlib>
 #include <thread>
 
 #include <fcntl.h>
@@ -13,6 +14,11 @@
 extern char** environ;
 
 namespace e2s::test {
+
+std::string cli_path() {
+  const char* other = std::getenv("E2S_TEST_CLI");
+  return other != nullptr && *other != '\0' ? std::string(other) : std::string(E2S_CLI_PATH);
+}
 
 CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& options)
     : io_(std::make_unique<TempDir>()) {
@@ -30,7 +36,7 @@ CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& o
   for (auto& text : env_strings) envp.push_back(text.data());
   envp.push_back(nullptr);
   std::vector<std::string> arg_strings = options.wrapper;
-  arg_strings.push_back(options.program.empty() ? std::string(E2S_CLI_PATH) : options.program);
+  arg_strings.push_back(options.program.empty() ? cli_path() : options.program);
   arg_strings.insert(arg_strings.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& text : arg_strings) argv.push_back(text.data());

@@ -30,13 +30,18 @@ struct CliOptions {
   std::map<std::string, std::string> env;  // added to (and replacing) the test's environment
   EnvFilter scrub;                         // names of the test's environment to drop
   // A command the CLI runs under, e.g. {"setpriv", "--reuid=65534", ...} or
-  // {"prlimit", "--fsize=1000000", "--"}: it gets E2S_CLI_PATH and the args.
+  // {"prlimit", "--fsize=1000000", "--"}: it gets cli_path() and the args.
   std::vector<std::string> wrapper;
-  // Another program than E2S_CLI_PATH (e.g. an example's), when not empty.
+  // Another program than cli_path() (e.g. an example's), when not empty.
   std::string program;
 };
 
-// E2S_CLI_PATH with `args`, running in the background: stdin from /dev/null,
+// The e2s command under test: E2S_TEST_CLI when set (scripts/test.sh runs the
+// CLI tests again against the command of another build configuration), else
+// the one of this build (E2S_CLI_PATH).
+std::string cli_path();
+
+// cli_path() with `args`, running in the background: stdin from /dev/null,
 // stdout and stderr captured. Killed (SIGKILL) if still running when destroyed.
 class CliProcess {
  public:
@@ -61,7 +66,7 @@ class CliProcess {
   pid_t pid_ = -1;
 };
 
-// Runs E2S_CLI_PATH with `args` to completion, in the test's environment minus
+// Runs cli_path() with `args` to completion, in the test's environment minus
 // the names `scrub` accepts, plus `env`.
 CliRun run_e2s(const std::vector<std::string>& args,
                const std::map<std::string, std::string>& env = {}, const EnvFilter& scrub = {});
