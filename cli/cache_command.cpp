@@ -45,8 +45,8 @@ std::string plural(std::size_t count, const char* one, const char* many) {
 
 // The inventory of the cache root; damaged metadata is reported here unless
 // the caller reports it itself.
-Inventory scan(bool warn_damaged = true) {
-  Inventory inventory = detail::scan_inventory(Package::default_cache());
+Inventory scan(const std::filesystem::path& cache_root, bool warn_damaged = true) {
+  Inventory inventory = detail::scan_inventory(cache_root);
   for (const detail::DamagedEntry& damaged : inventory.damaged) {
     if (warn_damaged) spdlog::warn("skipping damaged metadata {}: {}", damaged.meta.string(), damaged.reason);
   }
@@ -86,8 +86,8 @@ nlohmann::ordered_json extracted_json(const ExtractedFolder& folder) {
           {"last_used", detail::iso8601_utc(folder.last_used)}};
 }
 
-int run_ls(bool json) {
-  const Inventory inventory = scan();
+int run_ls(const std::filesystem::path& cache_root, bool json) {
+  const Inventory inventory = scan(cache_root);
   nlohmann::ordered_json packages = nlohmann::ordered_json::array();
   for (const CachedPackage& package : inventory.packages) {
     if (!shown(package)) continue;
@@ -166,8 +166,8 @@ std::string label(Verdict verdict) {
   return "ok";
 }
 
-int run_verify(const std::string& root, bool remove, bool quiet) {
-  const Inventory inventory = scan(/*warn_damaged=*/!root.empty());
+int run_verify(const std::filesystem::path& cache_root, const std::string& root, bool remove, bool quiet) {
+  const Inventory inventory = scan(cache_root, /*warn_damaged=*/!root.empty());
   std::vector<const CachedPackage*> packages;
   if (root.empty()) {
     for (const CachedPackage& package : inventory.packages) packages.push_back(&package);
@@ -273,8 +273,9 @@ std::uint64_t total_bytes(const Inventory& inventory) {
   return total;
 }
 
-int run_prune(const std::string& older_than, const std::string& max_size, bool dry_run) {
-  const Inventory inventory = scan();
+int run_prune(const std::filesystem::path& cache_root, const std::string& older_than, const std::string& max_size,
+              bool dry_run) {
+  const Inventory inventory = scan(cache_root);
   detail::PruneOptions options;
   if (!older_than.empty()) options.older_than = detail::parse_duration(older_than);
   if (!max_size.empty()) options.max_bytes = detail::parse_byte_size(max_size);
@@ -323,8 +324,8 @@ int run_prune(const std::string& older_than, const std::string& max_size, bool d
   return 0;
 }
 
-int run_rm(const std::string& root) {
-  const Inventory inventory = scan();
+int run_rm(const std::filesystem::path& cache_root, const std::string& root) {
+  const Inventory inventory = scan(cache_root);
   const std::vector<const CachedPackage*> packages = packages_of(inventory, root);
   std::size_t files = 0;
   std::uint64_t freed = 0;
@@ -458,12 +459,12 @@ CacheCommand::~CacheCommand() = default;
 
 bool CacheCommand::parsed() const { return options_->cache->parsed(); }
 
-int CacheCommand::run(bool quiet) {
+int CacheCommand::run(const std::filesystem::path& cache_root, bool quiet) {
   const Options& o = *options_;
-  if (o.ls->parsed()) return run_ls(o.json);
-  if (o.verify->parsed()) return run_verify(o.root, o.remove, quiet);
-  if (o.prune->parsed()) return run_prune(o.older_than, o.max_size, o.dry_run);
-  return run_rm(o.root);
+  if (o.ls->parsed()) return run_ls(cache_root, o.json);
+  if (o.verify->parsed()) return run_verify(cache_root, o.root, o.remove, quiet);
+  if (o.prune->parsed()) return run_prune(cache_root, o.older_than, o.max_size, o.dry_run);
+  return run_rm(cache_root, o.root);
 }
 
 }  // namespace e2s::cli

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <memory>
 
 namespace e2s::cli {
@@ -18,14 +19,12 @@ class CacheCommand {
   // Whether the parsed command line chose `cache`.
   bool parsed() const;
 
-  // Runs the chosen subcommand on the cache root (Package::default_cache(),
-  // which honours --cache-dir through the environment) and returns the exit
-  // status. Results go to stdout; warnings through spdlog; a progress line
+  // Runs the chosen subcommand on `cache_root` and returns the exit status. Results go to stdout; warnings through spdlog; a progress line
   // on stderr when it is a terminal and not `quiet`. Throws e2s::Error for
   // failures (main() prints them): not_found when nothing is cached for a
   // ROOT, integrity when verify found problems it did not remove, io when a
   // removal fails.
-  int run(bool quiet);
+  int run(const std::filesystem::path& cache_root, bool quiet);
 
  private:
   struct Options;

@@ -19,6 +19,7 @@
 
 #include "cache_command.hpp"
 #include "e2s/e2s.hpp"
+#include "env.hpp"
 #include "progress_bar.hpp"
 
 namespace {
@@ -51,6 +52,7 @@ e2s::PackageOptions package_options(const GlobalOptions& global, e2s::cli::Progr
   if (global.connections > 0) options.max_connections = global.connections;
   if (global.offline) options.offline = true;  // else the environment decides
   options.refresh = global.refresh;
+  if (!global.cache_dir.empty()) options.cache_root = global.cache_dir;
   if (bar.enabled()) options.progress = [&bar](const e2s::Progress& p) { bar.update(p); };
   return options;
 }
@@ -256,16 +258,15 @@ int main(int argc, char** argv) {
   }
 
   configure_logging(global);
-  if (!global.cache_dir.empty()) {
-    // The library reads its cache root from the environment in one place;
-    // the flag overrides it for this process alone.
-    ::setenv("EARTH2STUDIO_MODEL_CACHE", global.cache_dir.c_str(), 1);
-  }
 
   try {
     if (resolve->parsed()) return run_resolve(global, root, files);
     if (ls->parsed()) return run_ls(global, root);
-    if (cache.parsed()) return cache.run(global.quiet);
+    if (cache.parsed()) {
+      const std::filesystem::path cache_root =
+          global.cache_dir.empty() ? e2s::Package::default_cache() : e2s::detail::absolute_folder(global.cache_dir);
+      return cache.run(cache_root, global.quiet);
+    }
     if (fetch->parsed()) {
       if (!fetch_files.empty() && (!include.empty() || !exclude.empty())) {
         return fail("give FILEs or --include/--exclude, not both; see 'e2s fetch --help'", 2);

@@ -8,10 +8,8 @@
 #include <sstream>
 
 #include "cache/folder.hpp"
-#include "e2s/package.hpp"
 
-namespace e2s {
-namespace detail {
+namespace e2s::detail {
 
 std::optional<std::string> env_value(const char* name) {
   const char* value = std::getenv(name);
@@ -105,10 +103,15 @@ std::filesystem::path hf_home() {
 
 }  // namespace
 
-HfSettings hf_settings() {
+HfSettings hf_settings(const HubOptions& given) {
   HfSettings settings;
-  settings.endpoint = env_value("HF_ENDPOINT").value_or("https://huggingface.co");
+  settings.endpoint = given.endpoint ? *given.endpoint : env_value("HF_ENDPOINT").value_or("https://huggingface.co");
   while (settings.endpoint.ends_with('/')) settings.endpoint.pop_back();
+  if (given.token) {
+    settings.token = strip_token(*given.token);
+    settings.token_source = settings.token.empty() ? "" : "PackageOptions::hf.token";
+    return settings;
+  }
   if (env_flag("HF_HUB_DISABLE_IMPLICIT_TOKEN")) return settings;
 
   for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}) {
@@ -129,14 +132,21 @@ HfSettings hf_settings() {
   return settings;
 }
 
-NgcSettings ngc_settings() {
+NgcSettings ngc_settings(const NgcOptions& given) {
   NgcSettings settings;
-  auto base = env_value("NGC_CLI_API_URL");
+  auto base = given.api_url;
+  if (!base) base = env_value("NGC_CLI_API_URL");
   if (!base) base = env_value("NGC_CLI_SEARCH_SERVICE_URL");
   settings.api_base = base.value_or("https://api.ngc.nvidia.com/");
   // Earth2Studio joins paths with urljoin, which needs the trailing '/'.
   if (!settings.api_base.ends_with('/')) settings.api_base += '/';
-  settings.auth_url = env_value("NGC_CLI_AUTH_URL").value_or("https://authn.nvidia.com/token");
+  settings.auth_url = given.auth_url ? *given.auth_url
+                                     : env_value("NGC_CLI_AUTH_URL").value_or("https://authn.nvidia.com/token");
+  if (given.api_key) {
+    settings.api_key = strip_token(*given.api_key);
+    settings.key_source = "PackageOptions::ngc.api_key";
+    return settings;
+  }
   for (const char* name : {"NGC_CLI_API_KEY", "NGC_API_KEY"}) {
     if (auto key = env_value(name)) {
       settings.api_key = strip_token(*key);
@@ -184,14 +194,33 @@ std::filesystem::path aws_file(const char* variable, const char* name) {
   return {};
 }
 
+// The credentials of `profile` in the shared credentials file, when it has them.
+void read_profile_credentials(const std::string& profile, AwsSettings& settings) {
+  const auto file = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
+  IniSection credentials = read_ini_section(file, profile);
+  if (!credentials["aws_access_key_id"].empty() && !credentials["aws_secret_access_key"].empty()) {
+    settings.access_key = credentials["aws_access_key_id"];
+    settings.secret_key = credentials["aws_secret_access_key"];
+    settings.session_token = credentials["aws_session_token"];
+    settings.credentials_source = "profile " + profile + " in " + file.string();
+  }
+}
+
 }  // namespace
 
-AwsSettings aws_settings() {
+AwsSettings aws_settings(const S3Options& given) {
   AwsSettings settings;
-  const std::string profile = env_value("AWS_PROFILE").value_or("default");
+  const std::string profile = given.profile ? *given.profile : env_value("AWS_PROFILE").value_or("default");
   const auto key = env_value("AWS_ACCESS_KEY_ID");
   const auto secret = env_value("AWS_SECRET_ACCESS_KEY");
-  if (key && secret) {
+  if (given.access_key_id) {
+    settings.access_key = *given.access_key_id;
+    settings.secret_key = given.secret_access_key.value_or("");
+    settings.session_token = given.session_token.value_or("");
+    settings.credentials_source = "PackageOptions::s3.access_key_id";
+  } else if (given.profile) {
+    read_profile_credentials(profile, settings);
+  } else if (key && secret) {
     settings.access_key = *key;
     settings.secret_key = *secret;
     auto token = env_value("AWS_SESSION_TOKEN");
@@ -199,23 +228,18 @@ AwsSettings aws_settings() {
     settings.session_token = token.value_or("");
     settings.credentials_source = "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY";
   } else {
-    const auto file = aws_file("AWS_SHARED_CREDENTIALS_FILE", "credentials");
-    IniSection credentials = read_ini_section(file, profile);
-    if (!credentials["aws_access_key_id"].empty() && !credentials["aws_secret_access_key"].empty()) {
-      settings.access_key = credentials["aws_access_key_id"];
-      settings.secret_key = credentials["aws_secret_access_key"];
-      settings.session_token = credentials["aws_session_token"];
-      settings.credentials_source = "profile " + profile + " in " + file.string();
-    }
+    read_profile_credentials(profile, settings);
   }
 
   IniSection config = read_ini_section(aws_file("AWS_CONFIG_FILE", "config"),
                                        profile == "default" ? "default" : "profile " + profile);
-  auto region = env_value("AWS_REGION");
+  auto region = given.region;
+  if (!region) region = env_value("AWS_REGION");
   if (!region) region = env_value("AWS_DEFAULT_REGION");
   settings.region = region.value_or(config["region"].empty() ? "us-east-1" : config["region"]);
 
-  auto endpoint = env_value("AWS_ENDPOINT_URL_S3");
+  auto endpoint = given.endpoint_url;
+  if (!endpoint) endpoint = env_value("AWS_ENDPOINT_URL_S3");
   if (!endpoint) endpoint = env_value("AWS_ENDPOINT_URL");
   if (!endpoint && !config["endpoint_url"].empty() && !env_flag("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
     endpoint = config["endpoint_url"];
@@ -225,39 +249,38 @@ AwsSettings aws_settings() {
   return settings;
 }
 
-std::string gcs_base_url() {
-  std::string base = env_value("STORAGE_EMULATOR_HOST").value_or("https://storage.googleapis.com");
+std::string gcs_base_url(const GcsOptions& given) {
+  std::string base = given.endpoint ? *given.endpoint
+                                    : env_value("STORAGE_EMULATOR_HOST").value_or("https://storage.googleapis.com");
   if (base.find("://") == std::string::npos) base = "http://" + base;
   while (base.ends_with('/')) base.pop_back();
   return base;
 }
 
-}  // namespace detail
-
-std::filesystem::path Package::default_cache(std::string_view sub) {
+std::filesystem::path default_cache_root() {
   std::filesystem::path root;
-  if (auto model_cache = detail::env_value("EARTH2STUDIO_MODEL_CACHE")) {
+  if (auto model_cache = env_value("EARTH2STUDIO_MODEL_CACHE")) {
     root = *model_cache;
-  } else if (auto cache = detail::env_value("EARTH2STUDIO_CACHE")) {
+  } else if (auto cache = env_value("EARTH2STUDIO_CACHE")) {
     root = *cache;
-  } else if (auto home = detail::env_value("HOME")) {
+  } else if (auto home = env_value("HOME")) {
     root = std::filesystem::path(*home) / ".cache" / "earth2studio";
   } else {
     // No HOME (some batch systems): a relative cache beats failing outright.
     root = std::filesystem::path(".cache") / "earth2studio";
   }
-  // Absolute once, here: every path e2s hands out is absolute, whatever the
-  // working directory later becomes.
-  root = std::filesystem::absolute(root).lexically_normal();
-  if (!root.has_filename() && root.has_relative_path()) root = root.parent_path();  // "a/b/" -> "a/b"
-  return sub.empty() ? root : root / std::filesystem::path(sub);
+  return absolute_folder(root);
 }
 
-std::chrono::seconds Package::default_timeout() {
+std::chrono::seconds default_package_timeout() {
   // Earth2Studio accepts int("300"); anything unparsable or non-positive falls back.
-  return detail::env_seconds("EARTH2STUDIO_PACKAGE_TIMEOUT").value_or(std::chrono::seconds(300));
+  return env_seconds("EARTH2STUDIO_PACKAGE_TIMEOUT").value_or(std::chrono::seconds(300));
 }
 
-std::size_t Package::default_blocksize() noexcept { return std::size_t{1} << 20; }
+std::filesystem::path absolute_folder(const std::filesystem::path& folder) {
+  std::filesystem::path path = std::filesystem::absolute(folder).lexically_normal();
+  if (!path.has_filename() && path.has_relative_path()) path = path.parent_path();  // "a/b/" -> "a/b"
+  return path;
+}
 
-}  // namespace e2s
+}  // namespace e2s::detail

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "e2s/options.hpp"
+
 namespace e2s::detail {
 
 // Value of environment variable `name`, or nullopt when unset or empty.
@@ -33,6 +35,18 @@ bool default_lock_downloads();
 // E2S_LOCK_STALE_SECONDS (decimals allowed); 120 s when unset or invalid.
 std::chrono::milliseconds default_lock_stale_after();
 
+// The cache root: EARTH2STUDIO_MODEL_CACHE, else EARTH2STUDIO_CACHE, else
+// ~/.cache/earth2studio; absolute.
+std::filesystem::path default_cache_root();
+
+// EARTH2STUDIO_PACKAGE_TIMEOUT, whole seconds as Earth2Studio reads it; 300
+// when unset or invalid.
+std::chrono::seconds default_package_timeout();
+
+// `folder` made absolute and normal, without a trailing '/': the form of every
+// path e2s hands out, whatever the working directory later becomes.
+std::filesystem::path absolute_folder(const std::filesystem::path& folder);
+
 // E2S_CHECKPOINT_SECONDS (decimals allowed); 1 s when unset or invalid.
 std::chrono::milliseconds default_checkpoint_interval();
 
@@ -43,11 +57,11 @@ struct HfSettings {
   std::string token_source;  // where the token came from, for messages: "HF_TOKEN", ...
 };
 
-// HF_ENDPOINT; token from HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the file
+// The values of `given`, and for each one unset: HF_ENDPOINT; token from HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the file
 // HF_TOKEN_PATH (default $HF_HOME/token, HF_HOME defaulting to
 // $XDG_CACHE_HOME/huggingface or ~/.cache/huggingface), whitespace stripped.
 // HF_HUB_DISABLE_IMPLICIT_TOKEN turns the token off.
-HfSettings hf_settings();
+HfSettings hf_settings(const HubOptions& given);
 
 // Where NGC is and the key to it (protocols.md §2.6).
 struct NgcSettings {
@@ -57,9 +71,9 @@ struct NgcSettings {
   std::string key_source;  // "NGC_CLI_API_KEY" or "NGC_API_KEY"
 };
 
-// NGC_CLI_API_URL, else NGC_CLI_SEARCH_SERVICE_URL (as Earth2Studio), else the
+// The values of `given`, and for each one unset: NGC_CLI_API_URL, else NGC_CLI_SEARCH_SERVICE_URL (as Earth2Studio), else the
 // public API; NGC_CLI_AUTH_URL; the key from NGC_CLI_API_KEY, else NGC_API_KEY.
-NgcSettings ngc_settings();
+NgcSettings ngc_settings(const NgcOptions& given);
 
 // AWS credentials, region and endpoint for S3 (protocols.md §3.1, §3.8).
 struct AwsSettings {
@@ -71,16 +85,16 @@ struct AwsSettings {
   std::string endpoint;            // "" for AWS itself; else without trailing '/'
 };
 
-// Credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (+AWS_SESSION_TOKEN
+// The values of `given`, and for each one unset: credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (+AWS_SESSION_TOKEN
 // or AWS_SECURITY_TOKEN), else the profile AWS_PROFILE (default "default") in
 // AWS_SHARED_CREDENTIALS_FILE (default ~/.aws/credentials). Region from
 // AWS_REGION, AWS_DEFAULT_REGION, then the profile in AWS_CONFIG_FILE (default
 // ~/.aws/config). Endpoint from AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, then
 // the profile's endpoint_url (unless AWS_IGNORE_CONFIGURED_ENDPOINT_URLS).
-AwsSettings aws_settings();
+AwsSettings aws_settings(const S3Options& given);
 
-// STORAGE_EMULATOR_HOST ("http://" added when it has no scheme), else
+// given.endpoint, else STORAGE_EMULATOR_HOST ("http://" added when it has no scheme), else
 // https://storage.googleapis.com; without trailing '/'.
-std::string gcs_base_url();
+std::string gcs_base_url(const GcsOptions& given);
 
 }  // namespace e2s::detail

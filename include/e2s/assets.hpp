@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "e2s/options.hpp"  // ExtractOptions
+
 namespace e2s {
 
 // Element types of NumPy and safetensors arrays.
@@ -117,18 +119,6 @@ class SafeTensors {
   std::map<std::string, std::string> metadata_;
 };
 
-// Limits that stop a hostile archive (a "zip bomb") before it fills the disk.
-// Each is checked against an entry's declared size before it is written and
-// against the bytes actually written, so an archive that lies about its
-// sizes is stopped too.
-struct ExtractOptions {
-  // Most bytes all entries may expand to. Default: 256 GiB.
-  std::uint64_t max_bytes = std::uint64_t{256} << 30;
-  // Most bytes extracted per byte of archive (once past 64 MiB). Default: 200.
-  double max_ratio = 200;
-  // Most entries. Default: 1,000,000.
-  std::uint64_t max_entries = 1000000;
-};
 
 // Extracts `archive` (zip, or tar plain or compressed with gzip, bzip2, xz or
 // zstd; told apart by content) into `destination`, which must not exist

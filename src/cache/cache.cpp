@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cache/folder.hpp"
+#include "cache/layout.hpp"
 #include "e2s/error.hpp"
 #include "text.hpp"
 #include "transfer/hash.hpp"
@@ -237,13 +238,13 @@ Cache::Cache(fs::path storage, CacheOptions options, Clock clock)
 }
 
 fs::path Cache::meta_path(std::string_view key) const {
-  return storage_ / kReservedFolder / "meta" / (sha256_hex(key) + ".json");
+  return storage_ / layout::reserved(layout::kMeta) / (layout::key_name(key) + ".json");
 }
 
 fs::path Cache::final_path(std::string_view key, std::string_view file_path) const {
-  if (!options_.same_names) return storage_ / sha256_hex(key);
+  if (!options_.same_names) return storage_ / layout::key_name(key);
   const std::string_view first = file_path.substr(0, file_path.find('/'));
-  if (first == kReservedFolder) {
+  if (first == layout::kReserved) {
     throw Error(Errc::invalid_uri,
                 "file path \"" + std::string(file_path) +
                     "\" collides with the cache's own folder .e2s; set same_names=false "
@@ -256,7 +257,7 @@ fs::path Cache::final_path(std::string_view key, std::string_view file_path) con
 std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
   std::optional<std::string> text;
   try {
-    auto meta_folder = Folder::open(storage_, fs::path(kReservedFolder) / "meta", /*create=*/false);
+    auto meta_folder = Folder::open(storage_, layout::reserved(layout::kMeta), /*create=*/false);
     if (meta_folder) text = read_small_file(meta_folder->fd(), meta_path(key).filename().string());
   } catch (const Error& error) {
     spdlog::debug("cache metadata unreadable: {}", error.what());  // a miss
@@ -390,16 +391,16 @@ std::optional<CachedFile> Cache::reverify(std::string_view key, std::string_view
 
 DownloadLock Cache::lock(std::string_view key, const LockOptions& options) const {
   if (!options.enabled) return DownloadLock{};
-  const fs::path locks = fs::path(kReservedFolder) / "locks";
+  const fs::path locks = layout::reserved(layout::kLocks);
   Folder::open(storage_, locks, /*create=*/true);
-  return DownloadLock::acquire(storage_ / locks / (sha256_hex(key) + ".lock"), options);
+  return DownloadLock::acquire(storage_ / locks / (layout::key_name(key) + ".lock"), options);
 }
 
 Cache::Temp Cache::claim_temp(std::string_view key) const {
-  const fs::path tmp_relative = fs::path(kReservedFolder) / "tmp";
+  const fs::path tmp_relative = layout::reserved(layout::kTmp);
   const fs::path tmp_path = storage_ / tmp_relative;
   Folder tmp = *Folder::open(storage_, tmp_relative, /*create=*/true);
-  const std::string prefix = sha256_hex(key) + "-";
+  const std::string prefix = layout::key_name(key) + "-";
   const std::string name = prefix + new_owner();
   Temp temp{tmp_path / name, tmp_path / name / kData, std::nullopt};
 
@@ -526,7 +527,7 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
     try {
       if (previous) {
         record(*previous);
-      } else if (auto meta = Folder::open(storage_, fs::path(kReservedFolder) / "meta", false)) {
+      } else if (auto meta = Folder::open(storage_, layout::reserved(layout::kMeta), false)) {
         ::unlinkat(meta->fd(), meta_path(entry.key).filename().c_str(), 0);
       }
     } catch (const Error& error) {
@@ -592,7 +593,7 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
 }
 
 void Cache::record(const CacheEntry& entry) {
-  Folder meta_folder = *Folder::open(storage_, fs::path(kReservedFolder) / "meta", /*create=*/true);
+  Folder meta_folder = *Folder::open(storage_, layout::reserved(layout::kMeta), /*create=*/true);
   const fs::path meta_file = meta_path(entry.key);
   nlohmann::json meta = {
       {"format", Cache::kMetadataFormat},

@@ -33,7 +33,7 @@
 
 #include "cache/lock.hpp"
 #include "e2s/error.hpp"
-#include "e2s/package.hpp"
+#include "e2s/options.hpp"
 #include "transfer/partial.hpp"
 
 namespace e2s::detail {
@@ -161,8 +161,6 @@ class Cache {
   // removes the temp folder after a commit. Throws Error(io).
   std::filesystem::path commit(const Temp& temp, CacheEntry& entry);
 
-  // The folder of the cache's own bookkeeping, relative to storage().
-  static constexpr std::string_view kReservedFolder = ".e2s";
   // The "format" of metadata files this code writes; it reads this one and
   // format 1 (no identity, header values unescaped).
   static constexpr int kMetadataFormat = 2;

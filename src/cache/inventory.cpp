@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "cache/folder.hpp"
+#include "cache/layout.hpp"
 #include "e2s/error.hpp"
 #include "transfer/hash.hpp"
 #include "uri/location.hpp"
@@ -27,14 +28,13 @@ namespace e2s::detail {
 namespace {
 
 namespace fs = std::filesystem;
-constexpr std::string_view kReserved = Cache::kReservedFolder;
+constexpr std::string_view kReserved = layout::kReserved;
 // Package folders sit a few levels below the root (packages/<name>-<hash>,
 // or where a model put its cache_storage); deeper trees are model data.
 constexpr int kMaxPackageDepth = 16;
 // Each level of a tree walk holds two descriptors (the folder and its listing).
 constexpr int kMaxTreeDepth = 128;
 constexpr std::size_t kHashBlock = 1u << 20;
-constexpr std::size_t kHexSuffix = 16;  // "<archive name>-<16 hex>"
 
 class Fd {
  public:
@@ -99,12 +99,6 @@ TimePoint to_time_point(const timespec& time) {
 // `path` relative to `cache_root`; everything an inventory names lies below it.
 fs::path below(const fs::path& cache_root, const fs::path& path) {
   return path.lexically_relative(cache_root);
-}
-
-// The package folder of a metadata file (<folder>/.e2s/meta/<name>) or an
-// extracted folder (<folder>/.e2s/extracted/<name>).
-fs::path package_folder_of(const fs::path& bookkeeping) {
-  return bookkeeping.parent_path().parent_path().parent_path();
 }
 
 Error removal_error(const std::string& what, const fs::path& path, const fs::path& folder, int error) {
@@ -175,7 +169,7 @@ void locate_data(const fs::path& cache_root, const fs::path& folder, StoredFile&
   std::vector<fs::path> candidates;
   const std::string& path = file.entry.file_path;
   if (path.substr(0, path.find('/')) != kReserved) candidates.emplace_back(path);
-  candidates.emplace_back(sha256_hex(file.entry.key));
+  candidates.emplace_back(layout::key_name(file.entry.key));
   file.data = folder / candidates.front();
   file.state = DataState::missing;
   file.bytes = 0;
@@ -215,7 +209,7 @@ void record_identity(const StoredFile& file, const struct stat& status) {
   entry.data = identity_of(status);
   entry.replaces.reset();
   try {
-    Cache(package_folder_of(file.meta), CacheOptions{}).record(entry);
+    Cache(layout::package_folder_of(file.meta), CacheOptions{}).record(entry);
   } catch (const Error& error) {
     spdlog::debug("cannot record the identity of {}: {}", file.data.string(), error.what());
   }
@@ -236,16 +230,11 @@ void measure_tree(int fd, int depth, std::uint64_t& bytes, TimePoint& last_used)
   }
 }
 
-bool is_hex_suffix(std::string_view text) {
-  return text.size() == kHexSuffix &&
-         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
 // The finished extractions in <folder>/.e2s/extracted ("<name>-<16 hex>");
 // extractions in progress (".part-...") and lock files are not.
 std::vector<ExtractedFolder> scan_extracted(const fs::path& cache_root, const fs::path& folder) {
   std::vector<ExtractedFolder> found;
-  const fs::path extracted = folder / kReserved / "extracted";
+  const fs::path extracted = layout::extracted_folder(folder);
   std::optional<Folder> listing;
   try {
     listing = Folder::open(cache_root, below(cache_root, extracted), /*create=*/false);
@@ -255,15 +244,12 @@ std::vector<ExtractedFolder> scan_extracted(const fs::path& cache_root, const fs
   if (!listing) return found;
   for (const Name& entry : list_names(listing->fd())) {
     const std::string& name = entry.name;
-    if (name.size() < kHexSuffix + 2 || name[name.size() - kHexSuffix - 1] != '-' ||
-        !is_hex_suffix(std::string_view(name).substr(name.size() - kHexSuffix))) {
-      continue;
-    }
+    if (!layout::is_extracted_name(name)) continue;
     struct stat status {};
     if (!stat_at(listing->fd(), name, status) || !S_ISDIR(status.st_mode)) continue;
     ExtractedFolder folder_found;
     folder_found.path = extracted / name;
-    folder_found.archive_name = name.substr(0, name.size() - kHexSuffix - 1);
+    folder_found.archive_name = layout::archive_name_of(name);
     folder_found.last_used = std::max(to_time_point(status.st_mtim), to_time_point(status.st_atim));
     Fd tree = open_folder_at(listing->fd(), name);
     if (tree) measure_tree(tree.get(), 0, folder_found.bytes, folder_found.last_used);
@@ -277,7 +263,7 @@ void find_package_folders(int fd, const fs::path& path, int depth, std::vector<f
   {
     Fd reserved = open_folder_at(fd, std::string(kReserved));
     struct stat status {};
-    if (reserved && stat_at(reserved.get(), "meta", status) && S_ISDIR(status.st_mode)) {
+    if (reserved && stat_at(reserved.get(), std::string(layout::kMeta), status) && S_ISDIR(status.st_mode)) {
       found.push_back(path);
     }
   }
@@ -305,9 +291,9 @@ std::vector<ExtractedFolder> attach_extracted(std::vector<ExtractedFolder> folde
       if (file.data.filename() == folder.archive_name) named.push_back(&file);
     }
     if (named.size() > 1) {
-      const std::string hex = folder.path.filename().string().substr(folder.archive_name.size() + 1);
-      std::erase_if(named, [&hex](const StoredFile* file) {
-        return sha256_hex(file->entry.sha256).substr(0, kHexSuffix) != hex;
+      const std::string name = folder.path.filename().string();
+      std::erase_if(named, [&](const StoredFile* file) {
+        return layout::extracted_name(folder.archive_name, file->entry.sha256) != name;
       });
     }
     if (named.size() == 1) {
@@ -320,7 +306,7 @@ std::vector<ExtractedFolder> attach_extracted(std::vector<ExtractedFolder> folde
 }
 
 void scan_package_folder(const fs::path& cache_root, const fs::path& folder, Inventory& inventory) {
-  const fs::path meta = folder / kReserved / "meta";
+  const fs::path meta = folder / layout::reserved(layout::kMeta);
   std::optional<Folder> listing;
   try {
     listing = Folder::open(cache_root, below(cache_root, meta), /*create=*/false);
@@ -424,16 +410,18 @@ bool holds_only_bookkeeping(int fd) {
     Fd reserved = open_folder_at(fd, entry.name);
     if (!reserved) return false;
     for (const Name& part : list_names(reserved.get())) {
-      if (part.name == "locks") continue;  // lock files outlive their holders
+      if (part.name == layout::kLocks) continue;  // lock files outlive their holders
       Fd inside = open_folder_at(reserved.get(), part.name);
       if (!inside) return false;
       for (const Name& item : list_names(inside.get())) {
         // Only the lock files of extractions may stay; meta and tmp must be empty.
-        if (part.name != "extracted" || !item.name.ends_with(".lock") || is_folder_at(inside.get(), item)) {
+        if (part.name != layout::kExtracted || !item.name.ends_with(".lock") || is_folder_at(inside.get(), item)) {
           return false;
         }
       }
-      if (part.name != "meta" && part.name != "tmp" && part.name != "extracted") return false;
+      if (part.name != layout::kMeta && part.name != layout::kTmp && part.name != layout::kExtracted) {
+        return false;
+      }
     }
   }
   return true;
@@ -571,7 +559,7 @@ Verification verify_file(const fs::path& cache_root, const StoredFile& file,
 }
 
 Removal remove_file(const fs::path& cache_root, const StoredFile& file, const RemoveOptions& options) {
-  const fs::path folder = package_folder_of(file.meta);
+  const fs::path folder = layout::package_folder_of(file.meta);
   const fs::path data_relative = below(cache_root, file.data);
   std::optional<Folder> data_parent;
   try {
@@ -613,7 +601,7 @@ Removal remove_file(const fs::path& cache_root, const StoredFile& file, const Re
 }
 
 void remove_extracted(const fs::path& cache_root, const ExtractedFolder& extracted) {
-  const fs::path folder = package_folder_of(extracted.path);
+  const fs::path folder = layout::package_folder_of(extracted.path);
   auto parent = Folder::open(cache_root, below(cache_root, extracted.path.parent_path()), /*create=*/false);
   if (!parent) return;
   const std::string name = extracted.path.filename().string();

@@ -38,7 +38,7 @@ void read_goog_hash(const std::string& header, RemoteFile& file) {
 class GcsStore final : public Store {
  public:
   GcsStore(const Location& location, const StoreContext& context)
-      : bucket_(location.bucket), context_(context), base_(gcs_base_url()) {}
+      : bucket_(location.bucket), context_(context), base_(gcs_base_url(context.gcs)) {}
 
   RemoteFile stat(std::string_view file_path, const std::string& uri) override {
     const std::string object =

@@ -73,7 +73,7 @@ std::string location_scheme(std::string_view location) {
 class HfStore final : public Store {
  public:
   HfStore(const Location& location, const StoreContext& context)
-      : hf_(location.hf), context_(context), settings_(hf_settings()) {
+      : hf_(location.hf), context_(context), settings_(hf_settings(context.hf)) {
     origin_ = url_origin(settings_.endpoint);
     repo_url_ = settings_.endpoint + "/" + type_prefix() + hf_.repo_id;
   }

@@ -29,7 +29,7 @@ http::Request plain_request(const std::string& url) {
 class NgcStore final : public Store {
  public:
   NgcStore(const Location& location, const StoreContext& context)
-      : ngc_(location.ngc), root_(location.root), context_(context), settings_(ngc_settings()) {}
+      : ngc_(location.ngc), root_(location.root), context_(context), settings_(ngc_settings(context.ngc)) {}
 
   RemoteFile stat(std::string_view file_path, const std::string& uri) override {
     const std::string path = in_version(file_path);

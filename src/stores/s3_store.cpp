@@ -33,7 +33,7 @@ std::string error_code(const std::string& body) {
 class S3Store final : public Store {
  public:
   S3Store(const Location& location, const StoreContext& context)
-      : bucket_(location.bucket), root_(location.root), context_(context), settings_(aws_settings()) {}
+      : bucket_(location.bucket), root_(location.root), context_(context), settings_(aws_settings(context.s3)) {}
 
   RemoteFile stat(std::string_view file_path, const std::string& uri) override {
     RemoteFile file;

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "e2s/package.hpp"
+#include "e2s/options.hpp"
 
 #include "e2s/error.hpp"
 #include "http/client.hpp"
@@ -19,10 +19,15 @@
 
 namespace e2s::detail {
 
-// What a store needs from its package: shared HTTP client and retry policy.
+// What a store needs from its package: the shared HTTP client and retry
+// policy, and who it is to its service (unset fields: the environment's).
 struct StoreContext {
   http::Client* client = nullptr;
   Retrier* retrier = nullptr;
+  HubOptions hf;
+  NgcOptions ngc;
+  S3Options s3;
+  GcsOptions gcs;
 };
 
 // Performs `request` under the package's retry policy, logging retries

@@ -10,7 +10,7 @@
 #include <random>
 #include <string>
 
-#include "e2s/package.hpp"
+#include "e2s/options.hpp"
 #include "http/client.hpp"
 
 namespace e2s::detail {

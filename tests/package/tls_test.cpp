@@ -136,7 +136,7 @@ TEST_F(TlsPackageTest, MissingCaBundleIsNamedInTheError) {
   const e2s::Error error = resolve_error(root(), o);
   EXPECT_EQ(error.code(), e2s::Errc::network) << error.what();
   const std::string message = error.what();
-  EXPECT_NE(message.find("CA bundle " + o.ca_bundle.string()), std::string::npos) << message;
+  EXPECT_NE(message.find("CA bundle " + o.ca_bundle->string()), std::string::npos) << message;
   EXPECT_NE(message.find("CURL_CA_BUNDLE"), std::string::npos) << message;
   EXPECT_NE(message.find("SSL_CERT_FILE"), std::string::npos) << message;
   EXPECT_TRUE(files_in_cache().empty()) << files_in_cache().front();
@@ -147,7 +147,7 @@ TEST_F(TlsPackageTest, BundleWithoutCertificatesIsNamedInTheError) {
   o.ca_bundle = certs_.write_file("empty.pem", "not a certificate\n");
   const e2s::Error error = resolve_error(root(), o);
   EXPECT_EQ(error.code(), e2s::Errc::network) << error.what();
-  EXPECT_NE(std::string(error.what()).find(o.ca_bundle.string()), std::string::npos)
+  EXPECT_NE(std::string(error.what()).find(o.ca_bundle->string()), std::string::npos)
       << error.what();
 }
 

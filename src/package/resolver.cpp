@@ -1,0 +1,217 @@
+#include "package/resolver.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include <spdlog/spdlog.h>
+
+#include "e2s/error.hpp"
+#include "package/defaults.hpp"
+#include "transfer/download.hpp"
+
+namespace e2s::detail {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Whether the root names a version that never changes: an HF commit, an NGC
+// version.
+bool is_pinned(const Location& location) {
+  if (location.scheme == Scheme::ngc) return true;
+  const std::string& revision = location.hf.revision;
+  return location.scheme == Scheme::hf && revision.size() == 40 &&
+         std::all_of(revision.begin(), revision.end(),
+                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+Resolver::Resolver(const Location& location, const PackageOptions& options)
+    : location_(location),
+      options_(options),
+      cache_(options.cache_options.cache_storage, options.cache_options, options.clock),
+      connection_slots_(options.max_connections) {}
+
+Store& Resolver::store() {
+  std::lock_guard lock(store_mutex_);
+  if (!store_) {
+    http::ClientOptions client_options;
+    client_options.stall_window = options_.stall_timeout;
+    client_options.min_rate = options_.min_rate;
+    client_options.ca_bundle = options_.ca_bundle.value_or(fs::path());
+    client_ = std::make_unique<http::Client>(client_options);
+    retrier_ = std::make_unique<Retrier>(options_.retry, RetryBudget{*options_.timeout, options_.min_rate});
+    store_ = make_store(location_, StoreContext{client_.get(), retrier_.get(), options_.hf, options_.ngc,
+                                                options_.s3, options_.gcs});
+  }
+  return *store_;
+}
+
+// A file this resolver handed out before, still unexpired and still the very
+// file (its identity): one lstat, no metadata read. This is what makes a
+// repeated resolve() in a model's hot path cost about a microsecond.
+std::optional<fs::path> Resolver::remembered(std::string_view file_path) {
+  std::shared_lock lock(hits_mutex_);
+  auto it = hits_.find(file_path);
+  if (it == hits_.end() || options_.clock() >= it->second.expires) return std::nullopt;
+  // A copy written over it by another program, even of the same size, has
+  // another identity.
+  struct stat status {};
+  if (::lstat(it->second.path.c_str(), &status) != 0 || !S_ISREG(status.st_mode) ||
+      identity_of(status) != it->second.identity) {
+    return std::nullopt;
+  }
+  return it->second.path;
+}
+
+fs::path Resolver::remember(std::string_view file_path, fs::path path, const CacheEntry& entry) {
+  if (!entry.data) return path;
+  std::unique_lock lock(hits_mutex_);
+  hits_.insert_or_assign(std::string(file_path), Hit{path, *entry.data, cache_.expires(entry)});
+  return path;
+}
+
+fs::path Resolver::resolve(std::string_view file_path) {
+  if (auto hit = remembered(file_path)) return *hit;
+  const std::string path = validate_file_path(file_path, location_.root);
+  const std::string key = location_.root + "/" + path;
+  auto hit = cache_.lookup_any(key, path);
+  // A file at the final path that is not the one e2s wrote: still a hit only
+  // when its bytes are the recorded ones.
+  if (!hit) hit = cache_.reverify(key, path);
+  if (*options_.offline) {
+    if (!hit) {
+      throw Error(Errc::offline_miss,
+                  key + " is not in the cache at " + cache_.storage().string() +
+                      " and offline mode is on; fetch it first where the network is reachable: "
+                      "e2s fetch " + location_.root + " " + path,
+                  key);
+    }
+    if (hit->expired) spdlog::warn("offline: serving {} although it expired", key);
+    return remember(file_path, std::move(hit->path), hit->entry);
+  }
+  if (hit && !hit->expired) {
+    if (!needs_revalidation(hit->entry)) {
+      spdlog::debug("cache hit: {} -> {}", key, hit->path.string());
+      return remember(file_path, std::move(hit->path), hit->entry);
+    }
+    if (still_current(path, key, hit->entry)) return remember(file_path, std::move(hit->path), hit->entry);
+    return download(key, path, file_path, &hit->entry);
+  }
+  return download(key, path, file_path, nullptr);
+}
+
+std::optional<CacheEntry> Resolver::cached(const std::string& path) {
+  auto hit = cache_.lookup(location_.root + "/" + path, path);
+  if (!hit) return std::nullopt;
+  return std::move(hit->entry);
+}
+
+// Whether a valid cached entry is to be checked against the server first.
+bool Resolver::needs_revalidation(const CacheEntry& entry) {
+  if (!options_.refresh && !options_.revalidate_after) return false;
+  if (is_pinned(location_)) return false;  // an HF commit or an NGC version never changes
+  if (options_.refresh) return true;
+  return options_.clock() - entry.fetched_at > *options_.revalidate_after;
+}
+
+// Asks the server whether `entry` is still its file; when it is, the entry
+// gets a new fetch time. An unreachable server leaves the cached copy in use,
+// with a warning: a freshness check must not break a working setup.
+bool Resolver::still_current(const std::string& path, const std::string& key, CacheEntry entry) {
+  try {
+    if (!store().unchanged(path, key, {entry.etag, entry.size, entry.version})) {
+      spdlog::info("{} changed on the server; downloading it again", key);
+      return false;
+    }
+  } catch (const Error& error) {
+    if (error.code() != Errc::network && error.code() != Errc::timeout) throw;
+    spdlog::warn("cannot check {} against the server ({}); using the cached copy", key, error.what());
+    return true;
+  }
+  spdlog::debug("{} is unchanged on the server", key);
+  entry.fetched_at = options_.clock();
+  try {
+    cache_.record(entry);
+  } catch (const Error& error) {
+    spdlog::debug("cannot record the check of {}: {}", key, error.what());  // a read-only cache
+  }
+  return true;
+}
+
+// A miss, or `replacing` changed on the server: one process downloads (the
+// lock), the others wait for its copy.
+fs::path Resolver::download(const std::string& key, const std::string& path, std::string_view file_path,
+                            const CacheEntry* replacing) {
+  DownloadLock lock = cache_.lock(key, lock_options(options_, "downloading", key));
+  auto hit = cache_.lookup(key, path);
+  if (hit && (replacing == nullptr || hit->entry.sha256 != replacing->sha256)) {
+    // What the process we waited for fetched.
+    spdlog::debug("cache hit after waiting: {} -> {}", key, hit->path.string());
+    return remember(file_path, std::move(hit->path), hit->entry);
+  }
+
+  Store& source = store();
+  const RemoteFile file = source.stat(path, key);
+  spdlog::debug("downloading {} ({} bytes)", key, file.size ? std::to_string(*file.size) : std::string("unknown"));
+
+  const Cache::Temp temp = cache_.claim_temp(key);
+  TransferContext context;
+  context.client = client_.get();
+  context.retrier = retrier_.get();
+  context.max_connections = options_.max_connections;
+  context.connection_slots = &connection_slots_;
+  context.error_for = [&source, &key](const http::Result& failed, int attempts) {
+    return source.error_for(failed, key, attempts);
+  };
+  context.progress = [this, &path, &lock](std::uint64_t done, std::optional<std::uint64_t> total) {
+    lock.heartbeat();
+    if (options_.progress) options_.progress(Progress{path, done, total, total && done == *total});
+  };
+  context.resume = temp.partial;
+  context.checkpoint_interval = *options_.checkpoint_interval;
+  context.checkpoint = [this, &temp, &key](const Partial& partial) { cache_.save_journal(temp, key, partial); };
+
+  std::optional<Downloaded> downloaded;
+  try {
+    downloaded = download_file(file, temp.data, context);
+    CacheEntry entry;
+    entry.key = key;
+    entry.file_path = path;
+    entry.size = downloaded->size;
+    entry.etag = downloaded->etag;
+    entry.sha256 = downloaded->sha256;
+    entry.version = file.version;
+    entry.fetched_at = options_.clock();
+    fs::path final_path = cache_.commit(temp, entry);
+    cache_.drop_temp(temp);
+    spdlog::debug("cached {} at {}", key, final_path.string());
+    return remember(file_path, std::move(final_path), entry);
+  } catch (const ForeignFile&) {
+    // The final path holds another program's file. The download is whole and
+    // verified: it is kept for when the path is free again.
+    try {
+      cache_.save_journal(temp, key, Partial{downloaded->size, file.etag, downloaded->served_etag,
+                                             {{0, downloaded->size}}});
+      cache_.release_temp(temp);
+    } catch (const Error&) {
+      cache_.drop_temp(temp);
+    }
+    throw;
+  } catch (const Error& error) {
+    // Bytes that arrived intact stay for the next attempt when the failure is
+    // the connection's; bad bytes (integrity) and local failures go.
+    const bool resumable = error.code() == Errc::network || error.code() == Errc::timeout ||
+                           error.code() == Errc::unauthorized;
+    resumable ? cache_.release_temp(temp) : cache_.drop_temp(temp);
+    throw;
+  } catch (...) {
+    cache_.drop_temp(temp);
+    throw;
+  }
+}
+
+}  // namespace e2s::detail
