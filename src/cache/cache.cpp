@@ -493,6 +493,13 @@ bool written_by_e2s(const std::optional<CacheEntry>& previous, const FileIdentit
   return digest && digest->sha256 == previous->sha256;
 }
 
+// Whether the file `name` in `folder_fd` holds exactly the bytes `entry`
+// records.
+bool holds_bytes(int folder_fd, const char* name, const CacheEntry& entry) {
+  const auto digest = hash_file_at(folder_fd, name);
+  return digest && digest->size == entry.size && digest->sha256 == entry.sha256;
+}
+
 ForeignFile foreign_file(const fs::path& path, const std::string& key, const std::string& why) {
   return ForeignFile(Errc::io,
                      path.string() + " " + why + ", and e2s does not overwrite files it did not write; move it "
@@ -544,8 +551,7 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
       if (!written_by_e2s(previous, there, parent.fd(), name)) {
         // Another program's file. When it holds the very bytes downloaded,
         // it is adopted as it is: nothing is replaced, nothing lost.
-        const auto digest = hash_file_at(parent.fd(), name);
-        if (digest && digest->size == entry.size && digest->sha256 == entry.sha256) {
+        if (holds_bytes(parent.fd(), name.c_str(), entry)) {
           spdlog::debug("{}: {} already holds the downloaded bytes (written by another program); "
                         "adopting it", entry.key, path.string());
           entry.data = there;
@@ -575,10 +581,13 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
     }
     if (replaced) {
       // The file swapped out must be the one judged e2s's; if another
-      // program replaced it in the meantime, it goes back where it was.
+      // program replaced it in the meantime, it goes back where it was,
+      // unless it holds the very bytes now in place (processes that share a
+      // cache without locks all commit the same file): then nothing is lost.
       struct stat displaced {};
       if (::fstatat(temp_folder.fd(), kData, &displaced, AT_SYMLINK_NOFOLLOW) == 0 &&
-          S_ISREG(displaced.st_mode) && identity_of(displaced) != *replaced) {
+          S_ISREG(displaced.st_mode) && identity_of(displaced) != *replaced &&
+          !holds_bytes(temp_folder.fd(), kData, entry)) {
         if (rename_with(temp_folder.fd(), kData, parent.fd(), name.c_str(), RENAME_EXCHANGE) == 0) {
           restore();
           if (look == 0) continue;
