@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cache/inventory.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "uri/location.hpp"

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "e2s/error.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::fuzz {

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cache/folder.hpp"
+#include "util/text.hpp"
 
 namespace e2s::detail {
 
@@ -20,9 +21,7 @@ std::optional<std::string> env_value(const char* name) {
 bool env_flag(const char* name) {
   auto value = env_value(name);
   if (!value) return false;
-  std::string lower = *value;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = ascii_lower(*value);
   return lower == "1" || lower == "on" || lower == "yes" || lower == "true";
 }
 
@@ -72,9 +71,7 @@ bool default_offline(bool hub_root) {
 bool default_lock_downloads() {
   auto value = env_value("E2S_LOCKS");
   if (!value) return true;
-  std::string lower = *value;
-  std::transform(lower.begin(), lower.end(), lower.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  const std::string lower = ascii_lower(*value);
   return !(lower == "0" || lower == "off" || lower == "no" || lower == "false");
 }
 

@@ -30,7 +30,8 @@
 #include "cache/folder.hpp"
 #include "e2s/assets.hpp"
 #include "e2s/error.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
+#include "util/posix.hpp"
 
 namespace e2s {
 namespace {
@@ -49,34 +50,7 @@ constexpr std::string_view kLimitAdvice =
     "it may be a decompression bomb; raise the limit in e2s::ExtractOptions only if the archive "
     "is trusted";
 
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) noexcept : fd_(fd) {}
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      if (fd_ >= 0) ::close(fd_);
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  // Closes now and returns close()'s errno, 0 on success.
-  int close() noexcept {
-    const int result = ::close(std::exchange(fd_, -1));
-    return result == 0 ? 0 : errno;
-  }
-
- private:
-  int fd_;
-};
+using detail::UniqueFd;
 
 struct ArchiveFree {
   void operator()(archive* reader) const noexcept { archive_read_free(reader); }
@@ -382,15 +356,8 @@ class Extractor {
       if (got == 0) break;
       if (got < 0) read_failed();
       account(static_cast<std::uint64_t>(got));
-      std::size_t done = 0;
-      while (done < static_cast<std::size_t>(got)) {
-        const ssize_t written =
-            ::write(file.get(), buffer_.data() + done, static_cast<std::size_t>(got) - done);
-        if (written < 0) {
-          if (errno == EINTR) continue;
-          write_failed("write", relative, errno);
-        }
-        done += static_cast<std::size_t>(written);
+      if (!detail::write_all(file.get(), buffer_.data(), static_cast<std::size_t>(got))) {
+        write_failed("write", relative, errno);
       }
     }
     if (::fsync(file.get()) != 0) write_failed("write", relative, errno);

@@ -24,9 +24,13 @@
 #include "assets/tensor_detail.hpp"
 #include "e2s/assets.hpp"
 #include "e2s/error.hpp"
+#include "util/posix.hpp"
 
 namespace e2s {
 namespace {
+
+using detail::read_some;
+using detail::UniqueFd;
 
 namespace fs = std::filesystem;
 
@@ -352,19 +356,6 @@ Tensor read_npy(const Reader& read, std::optional<std::uint64_t> total, std::uin
   }
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-
- private:
-  int fd_;
-};
-
 // The file opened for reading, and its size; Error(io) when it cannot be.
 std::pair<int, std::uint64_t> open_file(const fs::path& file, std::string_view what) {
   const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
@@ -420,18 +411,16 @@ Tensor parse_npy(std::span<const std::byte> bytes, const std::string& name) {
 
 Tensor load_npy(const fs::path& file) {
   const auto opened = open_file(file, "NumPy array");
-  const Fd owned(opened.first);
+  const UniqueFd owned(opened.first);
   const int fd = opened.first;
   const std::uint64_t size = opened.second;
   const std::string name = file.string();
   const Reader read = [&](std::byte* out, std::size_t want) -> std::size_t {
-    while (true) {
-      const ssize_t n = ::read(fd, out, want);
-      if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno == EINTR) continue;
-      throw Error(Errc::io, "cannot read the NumPy array " + name + ": " + std::strerror(errno),
-                  name);
+    const ssize_t n = read_some(fd, out, want);
+    if (n < 0) {
+      throw Error(Errc::io, "cannot read the NumPy array " + name + ": " + std::strerror(errno), name);
     }
+    return static_cast<std::size_t>(n);
   };
   return read_npy(read, size, size, name);
 }
@@ -445,7 +434,7 @@ namespace detail {
 std::map<std::string, Tensor> load_npz(const fs::path& file, std::uint64_t max_total_bytes) {
   const std::string where = file.string();
   const auto opened = open_file(file, ".npz file");
-  const Fd owned(opened.first);
+  const UniqueFd owned(opened.first);
   const int fd = opened.first;
   const std::uint64_t size = opened.second;
   const auto bad = [&](const std::string& what) {

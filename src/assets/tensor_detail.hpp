@@ -2,7 +2,7 @@
 // that cannot overflow, byte swapping, and message text that stays one line.
 #pragma once
 
-#include "text.hpp"  // quoted(), for names read from files
+#include "util/text.hpp"  // quoted(), for names read from files
 
 #include <cstddef>
 #include <cstdint>

@@ -16,8 +16,9 @@
 #include "cache/folder.hpp"
 #include "cache/layout.hpp"
 #include "e2s/error.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 #include "transfer/hash.hpp"
+#include "util/posix.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -50,27 +51,17 @@ Error io_error(const std::string& what, const fs::path& path, int error) {
 void write_atomically(const Folder& folder, const std::string& name, const fs::path& path,
                       const std::string& text) {
   const std::string temp = name + ".tmp." + unique_suffix();
-  int fd = ::openat(folder.fd(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (fd < 0) throw io_error("cannot create", path.parent_path() / temp, errno);
-  std::size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int error = errno;
-      ::close(fd);
-      ::unlinkat(folder.fd(), temp.c_str(), 0);
-      throw io_error("cannot write", path, error);
-    }
-    done += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    int error = errno;
+  UniqueFd fd(::openat(folder.fd(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!fd) throw io_error("cannot create", path.parent_path() / temp, errno);
+  int error = 0;
+  if (!write_all(fd.get(), text.data(), text.size()) || ::fsync(fd.get()) != 0) error = errno;
+  if (const int closed = fd.close(); error == 0) error = closed;
+  if (error != 0) {
     ::unlinkat(folder.fd(), temp.c_str(), 0);
     throw io_error("cannot write", path, error);
   }
   if (::renameat(folder.fd(), temp.c_str(), folder.fd(), name.c_str()) != 0) {
-    int error = errno;
+    error = errno;
     ::unlinkat(folder.fd(), temp.c_str(), 0);
     throw io_error("cannot rename into", path, error);
   }

@@ -15,6 +15,7 @@
 
 #include "e2s/error.hpp"
 #include "transfer/hash.hpp"
+#include "util/posix.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -64,8 +65,7 @@ std::optional<std::string> read_small(int folder_fd, const char* name, int flags
   std::string text;
   char block[8192];
   for (;;) {
-    const ssize_t n = ::read(fd, block, sizeof(block));
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = read_some(fd, block, sizeof(block));
     if (n == 0) break;
     if (n < 0) return refuse(errno);
     if (text.size() + static_cast<std::size_t>(n) > kMaxSmallFile) return refuse(EFBIG);  // grew meanwhile
@@ -91,8 +91,7 @@ std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name) {
   FileDigest result;
   std::vector<char> block(1u << 20);
   for (;;) {
-    const ssize_t n = ::read(fd, block.data(), block.size());
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = read_some(fd, block.data(), block.size());
     if (n < 0) {
       const int error = errno;
       ::close(fd);

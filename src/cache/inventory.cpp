@@ -23,6 +23,8 @@
 #include "e2s/error.hpp"
 #include "transfer/hash.hpp"
 #include "uri/location.hpp"
+#include "util/posix.hpp"
+#include "util/text.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -36,20 +38,7 @@ constexpr int kMaxPackageDepth = 16;
 constexpr int kMaxTreeDepth = 128;
 constexpr std::size_t kHashBlock = 1u << 20;
 
-class Fd {
- public:
-  explicit Fd(int fd) noexcept : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 Fd open_folder_at(int parent, const std::string& name) {
   return Fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
@@ -436,12 +425,6 @@ std::optional<double> parse_number(std::string_view text, std::size_t& used) {
   return value;
 }
 
-std::string lowercase(std::string_view text) {
-  std::string lower(text);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower;
-}
-
 }  // namespace
 
 std::size_t CachedPackage::present_files() const {
@@ -530,8 +513,7 @@ Verification verify_file(const fs::path& cache_root, const StoredFile& file,
   std::vector<char> block(kHashBlock);
   std::uint64_t total = 0;
   for (;;) {
-    const ssize_t n = ::read(fd.get(), block.data(), block.size());
-    if (n < 0 && errno == EINTR) continue;
+    const ssize_t n = read_some(fd.get(), block.data(), block.size());
     if (n < 0) {
       throw Error(Errc::io, "cannot read " + file.data.string() + ": " + std::strerror(errno),
                   file.data.string());
@@ -683,7 +665,7 @@ std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
   std::size_t used = 0;
   const auto number = parse_number(text, used);
   if (!number) return std::nullopt;
-  const std::string unit = lowercase(text.substr(used));
+  const std::string unit = ascii_lower(text.substr(used));
   double seconds_per = 0;
   if (unit.empty() || unit == "s") seconds_per = 1;
   else if (unit == "m") seconds_per = 60;
@@ -700,7 +682,7 @@ std::optional<std::uint64_t> parse_byte_size(std::string_view text) {
   std::size_t used = 0;
   const auto number = parse_number(text, used);
   if (!number) return std::nullopt;
-  const std::string unit = lowercase(text.substr(used));
+  const std::string unit = ascii_lower(text.substr(used));
   static constexpr std::string_view kPrefixes = "kmgtp";
   double factor = 1;
   if (!unit.empty() && unit != "b") {

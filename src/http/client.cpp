@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "e2s/version.hpp"
+#include "util/text.hpp"
 
 namespace e2s::detail::http {
 namespace {
@@ -57,13 +58,6 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-std::string lowercase(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 // State of one perform() call, reached from curl's callbacks.
 struct Transfer {
   using Clock = std::chrono::steady_clock;
@@ -102,7 +96,7 @@ std::string hostless_redirect(std::string_view location) {
   const auto colon = location.find(':');
   const auto slash = location.find('/');
   if (colon != std::string_view::npos && (slash == std::string_view::npos || colon < slash)) {
-    const std::string scheme = lowercase(location.substr(0, colon));
+    const std::string scheme = ascii_lower(location.substr(0, colon));
     if (scheme != "http" && scheme != "https") return {};
     rest = location.substr(colon + 1);
     if (!rest.starts_with("//")) return "a redirect to an http(s) URL without a host";
@@ -150,7 +144,7 @@ void on_header_line(Transfer& t, std::string_view line) {
   }
   auto colon = line.find(':');
   if (colon == std::string_view::npos) return;  // the blank line ending the block
-  auto name = lowercase(trim(line.substr(0, colon)));
+  auto name = ascii_lower(trim(line.substr(0, colon)));
   auto value = trim(line.substr(colon + 1));
   auto [it, inserted] = t.response->headers.try_emplace(name, value);
   if (!inserted) {

@@ -2,7 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "text.hpp"
+#include "util/text.hpp"
 #include "transfer/transfer_parts.hpp"
 #include "uri/location.hpp"
 

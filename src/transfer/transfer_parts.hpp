@@ -21,7 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "text.hpp"
+#include "util/text.hpp"
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
 

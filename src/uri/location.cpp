@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "e2s/error.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -54,18 +54,12 @@ int hex_value(char c) {
   return c - 'A' + 10;
 }
 
-char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string lowercase(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = ascii_lower(c);
-  return out;
-}
+char lower_char(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i) {
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
+    if (lower_char(a[i]) != lower_char(b[i])) return false;
   }
   return true;
 }
@@ -421,7 +415,7 @@ Location parse_http(std::string_view scheme, std::string_view root, std::string_
   Location location;
   location.scheme = Scheme::http;
   location.root = std::string(root);
-  location.base_url = lowercase(scheme) + "://" + std::string(host);
+  location.base_url = ascii_lower(scheme) + "://" + std::string(host);
   if (!port.empty()) location.base_url += ":" + port;
   location.base_url += path;
   return location;
@@ -723,7 +717,7 @@ Location parse_root(std::string_view root) {
     // "/data/http://x" is a folder whose path happens to contain "://".
     has_scheme = is_scheme_syntax(scheme_text) || scheme_text.find('/') == std::string_view::npos;
   }
-  const std::string scheme = lowercase(scheme_text);
+  const std::string scheme = ascii_lower(scheme_text);
   // hf/ngc use '@' for revisions and versions, and buckets and file URIs
   // carry no credentials, so only URL-like schemes are redacted.
   const bool redact = has_scheme && scheme != "hf" && scheme != "ngc" && scheme != "s3" &&
@@ -746,7 +740,7 @@ Location parse_root(std::string_view root) {
     // local folder of that name can still be given as "./hf:ns/name".
     const std::size_t colon = root.find(':');
     if (colon != std::string_view::npos && is_known_scheme(root.substr(0, colon))) {
-      parser.fail("looks like a URI without '//'; write " + lowercase(root.substr(0, colon)) +
+      parser.fail("looks like a URI without '//'; write " + ascii_lower(root.substr(0, colon)) +
                   "://... (or ./" + escaped(root) + " for a local folder)");
     }
     return parse_local_path(root, parser);
@@ -854,8 +848,8 @@ std::string url_origin(std::string_view url) {
   if (const auto at = authority.rfind('@'); at != std::string_view::npos) {
     authority.remove_prefix(at + 1);
   }
-  std::string scheme = lowercase(url.substr(0, scheme_end));
-  std::string host = lowercase(authority);
+  std::string scheme = ascii_lower(url.substr(0, scheme_end));
+  std::string host = ascii_lower(authority);
   // An explicit default port names the same origin as none at all.
   if (scheme == "https" && host.ends_with(":443")) host.resize(host.size() - 4);
   if (scheme == "http" && host.ends_with(":80")) host.resize(host.size() - 3);

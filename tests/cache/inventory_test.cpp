@@ -2,7 +2,7 @@
 // Package filled from a loopback server, verifying them against their
 // metadata, planning prunes and removing, never through a symlink.
 #include "cache/inventory.hpp"
-#include "text.hpp"
+#include "util/text.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

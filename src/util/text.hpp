@@ -17,6 +17,10 @@ std::string escaped(std::string_view text);
 // "escaped", in double quotes, cut after `limit` bytes with "...".
 std::string quoted(std::string_view text, std::size_t limit = 200);
 
+// ASCII letters lowercased, every other byte as it is (scheme, host and
+// header names, units: never locale-dependent).
+std::string ascii_lower(std::string_view text);
+
 // "512 B", "1.5 KiB", "3.0 MiB", "12.4 GiB".
 std::string human_bytes(std::uint64_t bytes);
 

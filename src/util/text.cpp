@@ -1,4 +1,4 @@
-#include "text.hpp"
+#include "util/text.hpp"
 
 #include <cstdio>
 #include <iterator>
@@ -35,6 +35,14 @@ std::string quoted(std::string_view text, std::size_t limit) {
   return out;
 }
 
+
+std::string ascii_lower(std::string_view text) {
+  std::string lower(text);
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return lower;
+}
 
 std::string human_bytes(std::uint64_t bytes) {
   if (bytes < 1024) return std::to_string(bytes) + " B";
