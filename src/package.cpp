@@ -19,10 +19,10 @@
 #include "e2s/package.hpp"
 #include "env.hpp"
 #include "http/client.hpp"
+#include "http/retry.hpp"
 #include "stores/store.hpp"
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
-#include "transfer/retry.hpp"
 #include "uri/location.hpp"
 
 namespace e2s {

@@ -13,8 +13,9 @@
 
 #include "e2s/error.hpp"
 #include "http/client.hpp"
-#include "transfer/download.hpp"
-#include "transfer/retry.hpp"
+#include "http/errors.hpp"
+#include "http/remote_file.hpp"  // RemoteFile, what stat() answers
+#include "http/retry.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::detail {

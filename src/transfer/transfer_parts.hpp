@@ -21,6 +21,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/errors.hpp"
 #include "text.hpp"
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
