@@ -167,19 +167,12 @@ struct Package::Impl {
   }
 
   // Whether a valid cached entry is to be checked against the server first.
-  bool needs_revalidation(const detail::CacheEntry& entry) const {
-    if (pinned()) return false;  // an HF commit or an NGC version never changes
-    if (options.refresh) return true;
-    return options.revalidate_after &&
-           std::chrono::system_clock::now() - entry.fetched_at > *options.revalidate_after;
-  }
-
-  bool pinned() const {
-    if (location.scheme == detail::Scheme::ngc) return true;
-    const std::string& revision = location.hf.revision;
-    return location.scheme == detail::Scheme::hf && revision.size() == 40 &&
-           std::all_of(revision.begin(), revision.end(),
-                       [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
+  // The store is asked last: a cache hit that is not due needs none.
+  bool needs_revalidation(const detail::CacheEntry& entry) {
+    const bool due = options.refresh ||
+                     (options.revalidate_after &&
+                      std::chrono::system_clock::now() - entry.fetched_at > *options.revalidate_after);
+    return due && !store().pinned();  // an HF commit or an NGC version never changes
   }
 
   // Asks the server whether `entry` is still its file; when it is, the entry

@@ -67,6 +67,9 @@ class NgcStore final : public Store {
     return files;
   }
 
+  // An NGC model version is immutable once published.
+  bool pinned() const override { return true; }
+
   Error error_for(const http::Result& failed, const std::string& uri, int attempts) const override {
     if (failed.transport != http::Transport::ok) return http_error(failed, uri, attempts);
     const int status = failed.response.status;

@@ -76,6 +76,10 @@ class Store {
   // what stat() throws.
   virtual bool unchanged(std::string_view file_path, const std::string& uri, const CachedCopy& cached);
 
+  // Whether the root names a version that never changes (an HF commit, an
+  // NGC model version): its cached files are then never revalidated.
+  virtual bool pinned() const { return false; }
+
   // Turns a failed response into the Error the user sees. The default is
   // http_error(); stores override it to decode their service's error replies.
   virtual Error error_for(const http::Result& failed, const std::string& uri, int attempts) const {
