@@ -64,31 +64,14 @@ struct TransferContext {
 inline constexpr std::uint64_t kMinParallelSize = 8u << 20;
 
 // Writes `file` into `temp_path` (created, or continued from context.resume)
-// and fsyncs it. A file
-// of known size >= kMinParallelSize goes as max_connections parallel byte
-// ranges written at their offsets, when the server honours Range; otherwise
-// as one stream that resumes at its offset after a cut.
+// and fsyncs it. A file of known size >= kMinParallelSize goes as
+// max_connections parallel byte ranges written at their offsets, when the
+// server honours Range; otherwise as one stream that resumes at its offset
+// after a cut.
 // Throws Error: integrity when size or hash do not match, io on local write
 // failures, and whatever error_for returns for failed responses. On any throw
 // the temp file may remain; the caller removes it.
 Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
                          const TransferContext& context);
-
-// The parallel half of download_file: nullopt, having written nothing that
-// matters, when the server answers a range request with the whole file (200)
-// or names no version of it (no ETag: its parts could not be told apart from
-// another version's). Continues `resume` when given (`vouched`: a reply in
-// this process has just confirmed those bytes and the server's ranges, so no
-// connection waits for a first reply); throws VersionChanged when a reply
-// shows that the file changed since bytes on disk were written.
-std::optional<Downloaded> download_parallel(const RemoteFile& file,
-                                            const std::filesystem::path& temp_path,
-                                            const TransferContext& context,
-                                            const Partial* resume = nullptr, bool vouched = false);
-
-// Thrown by download_parallel when bytes on disk (resumed, or parts of this
-// download) are of another version of the file than a later reply; the
-// file then starts afresh.
-struct VersionChanged {};
 
 }  // namespace e2s::detail
