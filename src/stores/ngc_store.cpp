@@ -5,9 +5,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "encoding.hpp"
 #include "env.hpp"
 #include "stores/store.hpp"
-#include "transfer/hash.hpp"
 
 namespace e2s::detail {
 namespace {

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "encoding.hpp"
+
 namespace e2s::detail {
 namespace {
 
