@@ -1,5 +1,5 @@
 // The HTTP(S) client: the only code that talks to libcurl. One call = one
-// attempt; retry decisions are made by the caller (transfer/retry.hpp).
+// attempt; retry decisions are made by the caller (http/retry.hpp).
 #pragma once
 
 #include <chrono>

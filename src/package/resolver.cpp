@@ -2,9 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
-#include <cctype>
-
 #include <spdlog/spdlog.h>
 
 #include "e2s/error.hpp"
@@ -15,19 +12,6 @@ namespace e2s::detail {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// Whether the root names a version that never changes: an HF commit, an NGC
-// version.
-bool is_pinned(const Location& location) {
-  if (location.scheme == Scheme::ngc) return true;
-  const std::string& revision = location.hf.revision;
-  return location.scheme == Scheme::hf && revision.size() == 40 &&
-         std::all_of(revision.begin(), revision.end(),
-                     [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
-}
-
-}  // namespace
 
 Resolver::Resolver(const Location& location, const PackageOptions& options)
     : location_(location),
@@ -111,11 +95,11 @@ std::optional<CacheEntry> Resolver::cached(const std::string& path) {
 }
 
 // Whether a valid cached entry is to be checked against the server first.
+// The store is asked last: a cache hit that is not due needs none.
 bool Resolver::needs_revalidation(const CacheEntry& entry) {
-  if (!options_.refresh && !options_.revalidate_after) return false;
-  if (is_pinned(location_)) return false;  // an HF commit or an NGC version never changes
-  if (options_.refresh) return true;
-  return options_.clock() - entry.fetched_at > *options_.revalidate_after;
+  const bool due = options_.refresh ||
+                   (options_.revalidate_after && options_.clock() - entry.fetched_at > *options_.revalidate_after);
+  return due && !store().pinned();  // an HF commit or an NGC version never changes
 }
 
 // Asks the server whether `entry` is still its file; when it is, the entry

@@ -18,7 +18,7 @@
 #include "e2s/options.hpp"
 #include "http/client.hpp"
 #include "stores/store.hpp"
-#include "transfer/retry.hpp"
+#include "http/retry.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::detail {

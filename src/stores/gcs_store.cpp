@@ -3,9 +3,9 @@
 #include <charconv>
 #include <nlohmann/json.hpp>
 
+#include "util/encoding.hpp"
 #include "env.hpp"
 #include "stores/store.hpp"
-#include "transfer/hash.hpp"
 
 namespace e2s::detail {
 namespace {

@@ -1,4 +1,5 @@
 // The Hugging Face Hub, spoken as huggingface_hub speaks it (protocols.md §1).
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <nlohmann/json.hpp>
@@ -165,6 +166,15 @@ class HfStore final : public Store {
       url = next_link(reply.result.response.header("link"));
     }
     return files;
+  }
+
+  // A revision that is a full commit hash names the same files forever;
+  // a branch or tag may move.
+  bool pinned() const override {
+    const std::string& revision = hf_.revision;
+    return revision.size() == 40 && std::all_of(revision.begin(), revision.end(), [](char c) {
+             return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
+           });
   }
 
   Error error_for(const http::Result& failed, const std::string& uri, int attempts) const override {

@@ -5,9 +5,9 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "util/encoding.hpp"
 #include "env.hpp"
 #include "stores/store.hpp"
-#include "transfer/hash.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -66,6 +66,9 @@ class NgcStore final : public Store {
     }
     return files;
   }
+
+  // An NGC model version is immutable once published.
+  bool pinned() const override { return true; }
 
   Error error_for(const http::Result& failed, const std::string& uri, int attempts) const override {
     if (failed.transport != http::Transport::ok) return http_error(failed, uri, attempts);

@@ -13,8 +13,9 @@
 
 #include "e2s/error.hpp"
 #include "http/client.hpp"
-#include "transfer/download.hpp"
-#include "transfer/retry.hpp"
+#include "http/errors.hpp"
+#include "http/remote_file.hpp"  // RemoteFile, what stat() answers
+#include "http/retry.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::detail {
@@ -79,6 +80,10 @@ class Store {
   // version; without either it answers false (download to be sure). Throws
   // what stat() throws.
   virtual bool unchanged(std::string_view file_path, const std::string& uri, const CachedCopy& cached);
+
+  // Whether the root names a version that never changes (an HF commit, an
+  // NGC model version): its cached files are then never revalidated.
+  virtual bool pinned() const { return false; }
 
   // Turns a failed response into the Error the user sees. The default is
   // http_error(); stores override it to decode their service's error replies.

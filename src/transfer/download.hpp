@@ -14,26 +14,11 @@
 
 #include "e2s/error.hpp"
 #include "http/client.hpp"
+#include "http/remote_file.hpp"
+#include "http/retry.hpp"
 #include "transfer/partial.hpp"
-#include "transfer/retry.hpp"
 
 namespace e2s::detail {
-
-// What to download and what the store promised about it.
-struct RemoteFile {
-  std::string uri;                     // for messages; never holds credentials
-  http::Request request;               // GET of the whole file; may carry credentials
-  std::optional<std::uint64_t> size;   // expected size, when known beforehand
-  std::string etag;                    // ETag known beforehand ("" when none), unquoted
-  std::string sha256;                  // expected lowercase hex, when the store knows it
-  std::string md5;                     // expected lowercase hex (S3 ETag, GCS md5), or ""
-  std::optional<std::uint32_t> crc32c; // expected CRC-32C (GCS), when known
-  std::string version;                 // the store's version of the file (e.g. a commit), or ""
-  // Optional: a fresh request for the same file, for download URLs that
-  // expire (signed URLs). Called when the server answers 401, 403 or 410
-  // part-way; the download then continues at its offset.
-  std::function<http::Request()> renew;
-};
 
 struct Downloaded {
   std::uint64_t size = 0;
@@ -48,10 +33,6 @@ using TransferProgress =
 // Turns a failed result (after retries) into the Error the user sees. Stores
 // provide their own to decode service-specific error replies.
 using ErrorMapper = std::function<Error(const http::Result& failed, int attempts)>;
-
-// The generic mapping: 404/410 not_found, 401/403 unauthorized, transport
-// failures network/timeout, the rest other. Messages name `uri` and the next step.
-Error http_error(const http::Result& failed, const std::string& uri, int attempts);
 
 struct TransferContext {
   http::Client* client = nullptr;
@@ -83,34 +64,14 @@ struct TransferContext {
 inline constexpr std::uint64_t kMinParallelSize = 8u << 20;
 
 // Writes `file` into `temp_path` (created, or continued from context.resume)
-// and fsyncs it. A file
-// of known size >= kMinParallelSize goes as max_connections parallel byte
-// ranges written at their offsets, when the server honours Range; otherwise
-// as one stream that resumes at its offset after a cut.
+// and fsyncs it. A file of known size >= kMinParallelSize goes as
+// max_connections parallel byte ranges written at their offsets, when the
+// server honours Range; otherwise as one stream that resumes at its offset
+// after a cut.
 // Throws Error: integrity when size or hash do not match, io on local write
 // failures, and whatever error_for returns for failed responses. On any throw
 // the temp file may remain; the caller removes it.
 Downloaded download_file(const RemoteFile& file, const std::filesystem::path& temp_path,
                          const TransferContext& context);
-
-// The parallel half of download_file: nullopt, having written nothing that
-// matters, when the server answers a range request with the whole file (200)
-// or names no version of it (no ETag: its parts could not be told apart from
-// another version's). Continues `resume` when given (`vouched`: a reply in
-// this process has just confirmed those bytes and the server's ranges, so no
-// connection waits for a first reply); throws VersionChanged when a reply
-// shows that the file changed since bytes on disk were written.
-std::optional<Downloaded> download_parallel(const RemoteFile& file,
-                                            const std::filesystem::path& temp_path,
-                                            const TransferContext& context,
-                                            const Partial* resume = nullptr, bool vouched = false);
-
-// Thrown by download_parallel when bytes on disk (resumed, or parts of this
-// download) are of another version of the file than a later reply; the
-// file then starts afresh.
-struct VersionChanged {};
-
-// Unquoted entity tag: strips a weak prefix W/ and surrounding quotes.
-std::string unquote_etag(std::string_view etag);
 
 }  // namespace e2s::detail

@@ -47,13 +47,4 @@ class Crc32c {
 // Lowercase hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
 
-// Standard base64 (RFC 4648, with padding) of `data`, for HTTP Basic credentials.
-std::string base64_encode(std::string_view data);
-
-// Decodes standard base64; nullopt when `text` is not valid base64.
-std::optional<std::string> base64_decode(std::string_view text);
-
-// Lowercase hex of arbitrary bytes.
-std::string to_hex(std::string_view bytes);
-
 }  // namespace e2s::detail

@@ -49,7 +49,7 @@ class ParallelDownload {
     if (vouched && resume_ != nullptr) support_.store(RangeSupport::yes);
   }
 
-  std::optional<Downloaded> run() {
+  Outcome run() {
     File out(open_output(temp_path_, file_.uri, /*keep=*/resume_ != nullptr, checkpointer_));
     fd_ = out.get();
     if (resume_ != nullptr) {
@@ -70,8 +70,8 @@ class ParallelDownload {
     wake_hasher();
     hasher.join();
 
-    if (version_changed_.load()) throw VersionChanged{};
-    if (support_ == RangeSupport::no) return std::nullopt;
+    if (version_changed_.load()) return Outcome::start_afresh();
+    if (support_ == RangeSupport::no) return Outcome::in_one_stream();
     if (failure_) {
       // What arrived stays usable for a later attempt.
       checkpointer_.save([this] { return snapshot(); }, /*force=*/true);
@@ -87,7 +87,7 @@ class ParallelDownload {
                           served_etag_};
     if (::fsync(fd_) != 0) throw write_error(temp_path_, file_.uri, errno);
     if (context_.progress) context_.progress(size_, size_);
-    return downloaded;
+    return Outcome::finished(std::move(downloaded));
   }
 
  private:
@@ -199,17 +199,21 @@ class ParallelDownload {
     http::Result result = context_.client->perform(request, [&](const char* data, std::size_t size) {
       return write(part, data, size);
     });
-    if (version_changed_.load()) {
-      result.transport = http::Transport::aborted;  // final: the download starts afresh
+    if (stopped()) {
+      // The download is over (another version on the server, a failure
+      // recorded in failure_): whatever this request met, it is not retried,
+      // and fetch() returns without looking at it.
+      result.transport = http::Transport::aborted;
       return result;
     }
-    if (result.transport == http::Transport::aborted && !rejection.empty()) {
-      // Our own refusal of a reply (wrong range, changed file): worth a retry.
+    if (result.transport != http::Transport::aborted) return result;
+    if (!rejection.empty()) {
+      // Our own refusal of a reply (wrong range, no ETag): worth a retry.
       result.transport = http::Transport::interrupted;
       result.detail = rejection;
-    }
-    if (result.transport == http::Transport::aborted) {
-      // The sink stopped at the part's (lowered) end or on a failure elsewhere.
+    } else {
+      // The sink stopped at the part's end, lowered when another connection
+      // took over its tail: the request did its share.
       result.transport = http::Transport::ok;
       result.response.status = 206;
     }
@@ -376,12 +380,14 @@ class ParallelDownload {
 
 }  // namespace
 
-std::optional<Downloaded> download_parallel(const RemoteFile& file,
-                                            const std::filesystem::path& temp_path,
-                                            const TransferContext& context,
-                                            const Partial* resume, bool vouched) {
+namespace transfer_parts {
+
+Outcome download_parallel(const RemoteFile& file, const std::filesystem::path& temp_path,
+                          const TransferContext& context, const Partial* resume, bool vouched) {
   ensure_room(temp_path, *file.size, resume ? resume->bytes() : 0, file.uri);
   return ParallelDownload(file, temp_path, context, resume, vouched).run();
 }
+
+}  // namespace transfer_parts
 
 }  // namespace e2s::detail

@@ -1,5 +1,6 @@
 // Pieces shared by the single-stream and the parallel download: the output
-// file, digests fed as bytes arrive, and parsing of range replies.
+// file, digests fed as bytes arrive, parsing of range replies, and how one
+// way of downloading tells the next what to do.
 #pragma once
 
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "http/errors.hpp"
 #include "util/text.hpp"
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
@@ -286,5 +288,41 @@ inline bool hash_existing(int fd, std::uint64_t length, StreamHashes& hashes) {
   }
   return true;
 }
+
+// How one way of downloading a file ended, when it did not fail: failures
+// throw Error, whatever their cause. `next` says what the caller does next.
+struct Outcome {
+  enum class Next {
+    done,         // `downloaded` is the file, verified and fsynced
+    go_parallel,  // `handoff` is the first piece of a large file, on disk, for the parallel path
+    one_stream,   // the server refused ranges or named no version: download in one stream
+    afresh,       // a reply showed the bytes on disk to be of another version: start afresh
+  };
+  Next next = Next::done;
+  std::optional<Downloaded> downloaded;
+  std::optional<Partial> handoff;
+
+  static Outcome finished(Downloaded downloaded) {
+    return {Next::done, std::move(downloaded), std::nullopt};
+  }
+  static Outcome hand_off(Partial first_piece) {
+    return {Next::go_parallel, std::nullopt, std::move(first_piece)};
+  }
+  static Outcome in_one_stream() { return {Next::one_stream, std::nullopt, std::nullopt}; }
+  static Outcome start_afresh() { return {Next::afresh, std::nullopt, std::nullopt}; }
+};
+
+// The parallel half of download_file (parallel.cpp): `file.size` parts
+// fetched as ranges over up to max_connections connections. Answers
+// one_stream, having written nothing that matters, when the server answers a
+// range request with the whole file (200) or names no version of it (no ETag:
+// its parts could not be told apart from another version's); afresh when a
+// reply shows that the file changed since bytes on disk were written.
+// Continues `resume` when given (`vouched`: a reply in this process has just
+// confirmed those bytes and the server's ranges, so no connection waits for a
+// first reply).
+Outcome download_parallel(const RemoteFile& file, const std::filesystem::path& temp_path,
+                          const TransferContext& context, const Partial* resume = nullptr,
+                          bool vouched = false);
 
 }  // namespace e2s::detail::transfer_parts

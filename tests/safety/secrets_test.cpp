@@ -19,12 +19,12 @@
 
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
+#include "util/encoding.hpp"
 #include "safety/safety_env.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-#include "transfer/hash.hpp"
 
 namespace {
 

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "util/encoding.hpp"
+
 namespace e2s::detail {
 namespace {
 

@@ -1,4 +1,4 @@
-#include "transfer/retry.hpp"
+#include "http/retry.hpp"
 
 #include <gtest/gtest.h>
 

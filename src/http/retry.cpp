@@ -1,4 +1,4 @@
-#include "transfer/retry.hpp"
+#include "http/retry.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -6,6 +6,8 @@
 #include <limits>
 #include <spdlog/spdlog.h>
 #include <thread>
+
+#include "http/errors.hpp"
 
 namespace e2s::detail {
 
@@ -50,30 +52,6 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
   const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
   const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(when - now);
   return std::max(wait, std::chrono::milliseconds(0));
-}
-
-std::string describe(const http::Result& result) {
-  switch (result.transport) {
-    case http::Transport::ok:
-      return "HTTP " + std::to_string(result.response.status);
-    case http::Transport::timeout:
-      return "timed out (" + result.detail + ")";
-    case http::Transport::connect_failed:
-      return "could not connect (" + result.detail + ")";
-    case http::Transport::interrupted:
-      return "connection interrupted (" + result.detail + ")";
-    case http::Transport::tls:
-      return "TLS failure (" + result.detail + ")";
-    case http::Transport::too_many_redirects:
-      return "redirect refused (" + result.detail + ")";
-    case http::Transport::aborted:
-      return "transfer aborted";
-    case http::Transport::protocol:
-      return "protocol error (" + result.detail + ")";
-    case http::Transport::other:
-      break;
-  }
-  return "transfer failed (" + result.detail + ")";
 }
 
 void log_retry(const std::string& uri, const http::Result& failed, std::chrono::milliseconds pause) {

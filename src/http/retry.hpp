@@ -1,5 +1,7 @@
 // The retry policy: the one place that decides which failures are transient,
-// how long to wait before trying again, and when to give up.
+// how long to wait before trying again, and when to give up. It sits beside
+// the client because every caller of the client retries, stores (metadata
+// and listings) as well as the transfer engine (file bytes).
 #pragma once
 
 #include <chrono>
@@ -34,9 +36,6 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 
 // Logs a retry (visible with `e2s -v`): what failed, for which URI, and the pause.
 void log_retry(const std::string& uri, const http::Result& failed, std::chrono::milliseconds pause);
-
-// One-line human description of a failed result ("HTTP 503", "connection reset: ...").
-std::string describe(const http::Result& result);
 
 // When the retries of one piece of work (a request, a file's stream, a part)
 // stop: the work gives up once `budget` has passed without progress (its
