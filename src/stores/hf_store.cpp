@@ -7,6 +7,7 @@
 
 #include "env.hpp"
 #include "stores/store.hpp"
+#include "util/text.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -66,9 +67,7 @@ std::string location_scheme(std::string_view location) {
                                         c == '-' || c == '.'));
     if (!scheme_char) return {};
   }
-  std::string scheme(location.substr(0, colon));
-  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return scheme;
+  return ascii_lower(location.substr(0, colon));
 }
 
 class HfStore final : public Store {

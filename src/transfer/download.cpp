@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "transfer/transfer_parts.hpp"
+#include "util/posix.hpp"
 
 namespace e2s::detail {
 
@@ -78,6 +79,7 @@ Outcome SingleStream::run(const Partial* resume) {
   if (context_.progress && written_ > 0) context_.progress(written_, total_);
   // Requests until the file is whole: one, unless the first piece was asked
   // for alone, or a server ends a reply early without error.
+  bool restarted_past_end = false;
   for (int short_replies = 0;;) {
     const std::uint64_t before = written_;
     const http::Result result = request_with_renewals();
@@ -85,6 +87,15 @@ Outcome SingleStream::run(const Partial* resume) {
         result.response.status == 416) {
       // An empty file has no first piece to give: asked for again, whole.
       first_piece_ = false;
+      continue;
+    }
+    if (before > 0 && result.transport == http::Transport::ok &&
+        result.response.status == 416 && !restarted_past_end) {
+      // Nothing lies past the bytes on disk: the file changed into a smaller
+      // version since they were written. They cannot be continued; the file
+      // is asked for again from zero (once: a second 416 is the server's).
+      restarted_past_end = true;
+      restart();
       continue;
     }
     if (!is_success(result)) {
@@ -252,14 +263,7 @@ http::Result SingleStream::attempt() {
 }
 
 void SingleStream::write(const char* data, std::size_t size) {
-  for (std::size_t done = 0; done < size;) {
-    const ssize_t n = ::write(out_->get(), data + done, size - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw write_error(temp_path_, file_.uri, errno);
-    }
-    done += static_cast<std::size_t>(n);
-  }
+  if (!write_all(out_->get(), data, size)) throw write_error(temp_path_, file_.uri, errno);
   hashes_.update(data, size);
   written_ += size;
   if (context_.progress) context_.progress(written_, total_);
@@ -375,7 +379,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
     if (starts >= kMaxFreshStarts) {
       throw Error(Errc::network,
                   "the server's copy of " + file.uri +
-                      " kept changing while it downloaded (another ETag, or none, in each reply); "
+                      " kept changing while it downloaded (another ETag or size, or none, in each reply); "
                       "try again later",
                   file.uri);
     }

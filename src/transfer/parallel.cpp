@@ -13,6 +13,7 @@
 
 #include "transfer/plan.hpp"
 #include "transfer/transfer_parts.hpp"
+#include "util/posix.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -143,6 +144,15 @@ class ParallelDownload {
 
   bool stopped() const { return stop_.load(); }
 
+  // The server now serves another version than the bytes on disk (another
+  // ETag or size): every connection stops, and the file starts afresh.
+  void version_changed() {
+    version_changed_.store(true);
+    stop_.store(true);
+    support_known_.notify_all();
+    idle_.notify_all();
+  }
+
   // Fetches the rest of `part`, retrying alone what fails. False when the
   // whole download must stop.
   bool fetch(Part& part, bool probe) {
@@ -178,6 +188,12 @@ class ParallelDownload {
       }
       if (result.transport == http::Transport::ok && is_expired(result.response.status) && renew()) {
         continue;
+      }
+      if (result.transport == http::Transport::ok && result.response.status == 416) {
+        // Nothing at these bytes: the file is shorter than the one planned
+        // for, another version.
+        version_changed();
+        return false;
       }
       if (!rejection.empty()) result.detail = rejection;
       fail(context_.error_for ? context_.error_for(result, attempts)
@@ -230,7 +246,13 @@ class ParallelDownload {
       return false;
     }
     const std::string& range = response.header("content-range");
-    if (content_range_start(range) != from || content_range_total(range) != size_) {
+    const auto total = content_range_total(range);
+    if (total && *total != size_) {
+      rejection = "the file changed on the server: it now has " + std::to_string(*total) + " bytes";
+      version_changed();
+      return false;
+    }
+    if (content_range_start(range) != from || !total) {
       rejection = "the server answered a byte range that was not asked for (" + range + ")";
       return false;
     }
@@ -250,7 +272,6 @@ class ParallelDownload {
         }
       } else if (etag != served_etag_) {
         verdict = Verdict::changed;
-        version_changed_.store(true);
       }
     }
     if (verdict == Verdict::unnamed) {
@@ -260,8 +281,7 @@ class ParallelDownload {
     }
     if (verdict == Verdict::changed) {
       rejection = "the file changed on the server since the bytes on disk were written";
-      stop_.store(true);
-      support_known_.notify_all();
+      version_changed();
       return false;
     }
     if (probe) set_support(RangeSupport::yes);
@@ -274,14 +294,9 @@ class ParallelDownload {
     const std::uint64_t end = part.end.load();
     if (position >= end) return false;
     const std::size_t count = static_cast<std::size_t>(std::min<std::uint64_t>(size, end - position));
-    for (std::size_t done = 0; done < count;) {
-      const ssize_t n = ::pwrite(fd_, data + done, count - done, static_cast<off_t>(position + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        fail(write_error(temp_path_, file_.uri, errno));
-        return false;
-      }
-      done += static_cast<std::size_t>(n);
+    if (!pwrite_all(fd_, data, count, static_cast<off_t>(position))) {
+      fail(write_error(temp_path_, file_.uri, errno));
+      return false;
     }
     part.next.store(position + count);
     const std::uint64_t received = received_.fetch_add(count) + count;

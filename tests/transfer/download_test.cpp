@@ -159,6 +159,53 @@ TEST_F(DownloadTest, FileChangedOnTheServerBeforeAResumeIsNotStitched) {
   EXPECT_FALSE(stats["requests"].back()["range"].is_string()) << stats.dump();
 }
 
+// Bytes on disk from an earlier attempt (a process killed before its commit),
+// with the ETag the server gave them.
+TransferContext resumed_from(const std::string& on_disk, const std::string& served_etag, http::Client& client,
+                             Retrier& retrier, const TempDir& folder) {
+  folder.write_file("f.part", on_disk);
+  TransferContext context{&client, &retrier, {}, {}};
+  context.resume = Partial{on_disk.size(), "", served_etag, {{0, on_disk.size()}}};
+  return context;
+}
+
+TEST_F(DownloadTest, AResumeOfTheWholeFileIsCheckedNotRefusedWith416) {
+  Retrier retrier(retry_options_);
+  const std::string etag = test::md5_hex(bytes_);
+  TransferContext context = resumed_from(bytes_, etag, client_, retrier, out_);
+  const Downloaded result = download_file(remote(), out_.path() / "f.part", context);
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_EQ(TempDir::read_file(out_.path() / "f.part"), bytes_);
+}
+
+TEST_F(DownloadTest, AResumePastTheEndOfASmallerNewVersionStartsOver) {
+  Retrier retrier(retry_options_);
+  const std::string old_version(bytes_.size() + 4096, 'o');
+  TransferContext context =
+      resumed_from(old_version, test::md5_hex(old_version), client_, retrier, out_);
+  const Downloaded result = download_file(remote(), out_.path() / "f.part", context);
+  EXPECT_EQ(result.sha256, sha256_hex(bytes_));
+  EXPECT_EQ(TempDir::read_file(out_.path() / "f.part"), bytes_);
+}
+
+TEST_F(DownloadTest, AParallelResumePastTheEndOfASmallerNewVersionStartsOver) {
+  const std::string now_served = test::make_bytes(9 << 20, 5);
+  served_.write_file("big.bin", now_served);
+  const std::string old_version = test::make_bytes(10 << 20, 6);
+  out_.write_file("big.part", old_version);
+  Retrier retrier(retry_options_);
+  TransferContext context{&client_, &retrier, {}, {}};
+  context.max_connections = 4;
+  // The old version's first MiB and its last half MiB, past the new end.
+  context.resume = Partial{old_version.size(), "", test::md5_hex(old_version),
+                           {{0, 1 << 20}, {(10 << 20) - (1 << 19), 10 << 20}}};
+  RemoteFile file;
+  file.uri = file.request.url = server_.url("/big.bin");
+  const Downloaded result = download_file(file, out_.path() / "big.part", context);
+  EXPECT_EQ(result.sha256, sha256_hex(now_served));
+  EXPECT_EQ(TempDir::read_file(out_.path() / "big.part"), now_served);
+}
+
 TEST_F(DownloadTest, DiskFullIsAnIoErrorAndNotRetried) {
   Retrier retrier(retry_options_);
   TransferContext context{&client_, &retrier, {}, {}};
