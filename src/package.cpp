@@ -11,7 +11,6 @@
 #include <fstream>
 #include <thread>
 #include <unordered_map>
-#include <spdlog/spdlog.h>
 
 #include "cache/layout.hpp"
 #include "e2s/error.hpp"
@@ -21,6 +20,7 @@
 #include "package/resolver.hpp"
 #include "stores/store.hpp"
 #include "uri/location.hpp"
+#include "log.hpp"
 
 namespace e2s {
 namespace {
@@ -41,7 +41,7 @@ bool is_usable_listing_path(const std::string& path, const std::string& root) {
     if (detail::validate_file_path(path, root) == path) return true;
   } catch (const Error&) {
   }
-  spdlog::warn("{}: the listing names \"{}\", which is not a file path of the package; left out", root, path);
+  detail::log::warn("{}: the listing names \"{}\", which is not a file path of the package; left out", root, path);
   return false;
 }
 

@@ -10,7 +10,6 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <sstream>
 
 #include "cache/folder.hpp"
@@ -19,6 +18,7 @@
 #include "util/text.hpp"
 #include "transfer/hash.hpp"
 #include "util/posix.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -251,7 +251,7 @@ std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
     auto meta_folder = Folder::open(storage_, layout::reserved(layout::kMeta), /*create=*/false);
     if (meta_folder) text = read_small_file(meta_folder->fd(), meta_path(key).filename().string());
   } catch (const Error& error) {
-    spdlog::debug("cache metadata unreadable: {}", error.what());  // a miss
+    log::debug("cache metadata unreadable: {}", error.what());  // a miss
   }
   if (!text) return std::nullopt;
   auto entry = parse_metadata(*text);
@@ -336,7 +336,7 @@ std::optional<struct stat> Cache::stat_final(const fs::path& path) const {
       return std::nullopt;
     }
   } catch (const Error& error) {
-    spdlog::warn("{}", error.what());
+    log::warn("{}", error.what());
     return std::nullopt;
   }
   if (!S_ISREG(status.st_mode)) return std::nullopt;
@@ -358,15 +358,15 @@ std::optional<CachedFile> Cache::reverify(std::string_view key, std::string_view
       digest = hash_file_at(parent->fd(), relative.filename().string());
     }
   } catch (const Error& error) {
-    spdlog::debug("{}", error.what());
+    log::debug("{}", error.what());
   }
   const char* why = entry->data ? "changed since e2s wrote it" : "recorded without its identity by an older e2s";
   if (!digest || digest->size != entry->size || entry->sha256.empty() || digest->sha256 != entry->sha256) {
-    spdlog::info("{}: {} was {} and its bytes are not the ones e2s downloaded; fetching it again", key,
+    log::info("{}: {} was {} and its bytes are not the ones e2s downloaded; fetching it again", key,
                  path.string(), why);
     return std::nullopt;
   }
-  spdlog::debug("{}: {} was {}; its bytes are intact: using it", key, path.string(), why);
+  log::debug("{}: {} was {}; its bytes are intact: using it", key, path.string(), why);
   // The identity of what was hashed: the file may have changed meanwhile,
   // and then the next lookup hashes it again.
   entry->data = now;
@@ -374,7 +374,7 @@ std::optional<CachedFile> Cache::reverify(std::string_view key, std::string_view
   try {
     record(*entry);
   } catch (const Error& error) {
-    spdlog::debug("cannot record the identity of {}: {}", path.string(), error.what());  // a read-only cache
+    log::debug("cannot record the identity of {}: {}", path.string(), error.what());  // a read-only cache
   }
   const bool expired = clock_() - entry->fetched_at > options_.expiry_time;
   return CachedFile{std::move(path), std::move(*entry), expired};
@@ -416,7 +416,7 @@ Cache::Temp Cache::claim_temp(std::string_view key) const {
       auto folder = Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
       if (folder) temp.partial = read_journal(*folder, key);
       if (temp.partial) {
-        spdlog::debug("resuming {} from {} bytes left by an earlier attempt", key, temp.partial->bytes());
+        log::debug("resuming {} from {} bytes left by an earlier attempt", key, temp.partial->bytes());
       } else if (folder) {
         // What no journal describes is of no use, and a journal that does
         // not match its data must not outlive this moment: the download
@@ -529,7 +529,7 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
         ::unlinkat(meta->fd(), meta_path(entry.key).filename().c_str(), 0);
       }
     } catch (const Error& error) {
-      spdlog::debug("{}", error.what());  // the record then names a file that is not there: a miss
+      log::debug("{}", error.what());  // the record then names a file that is not there: a miss
     }
   };
 
@@ -543,7 +543,7 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
         // Another program's file. When it holds the very bytes downloaded,
         // it is adopted as it is: nothing is replaced, nothing lost.
         if (holds_bytes(parent.fd(), name.c_str(), entry)) {
-          spdlog::debug("{}: {} already holds the downloaded bytes (written by another program); "
+          log::debug("{}: {} already holds the downloaded bytes (written by another program); "
                         "adopting it", entry.key, path.string());
           entry.data = there;
           entry.replaces.reset();

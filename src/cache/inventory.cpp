@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 #include <utility>
 
 #include "cache/folder.hpp"
@@ -25,6 +24,7 @@
 #include "uri/location.hpp"
 #include "util/posix.hpp"
 #include "util/text.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -141,7 +141,7 @@ bool stat_below(const fs::path& cache_root, const fs::path& relative, struct sta
     auto parent = Folder::open(cache_root, relative.parent_path(), /*create=*/false);
     return parent && stat_at(parent->fd(), relative.filename().string(), status);
   } catch (const Error& error) {
-    spdlog::debug("{}", error.what());  // a symlink on the way: not the cache's file
+    log::debug("{}", error.what());  // a symlink on the way: not the cache's file
     return false;
   }
 }
@@ -200,7 +200,7 @@ void record_identity(const StoredFile& file, const struct stat& status) {
   try {
     Cache(layout::package_folder_of(file.meta), CacheOptions{}).record(entry);
   } catch (const Error& error) {
-    spdlog::debug("cannot record the identity of {}: {}", file.data.string(), error.what());
+    log::debug("cannot record the identity of {}: {}", file.data.string(), error.what());
   }
 }
 
@@ -228,7 +228,7 @@ std::vector<ExtractedFolder> scan_extracted(const fs::path& cache_root, const fs
   try {
     listing = Folder::open(cache_root, below(cache_root, extracted), /*create=*/false);
   } catch (const Error& error) {
-    spdlog::warn("skipping {}: {}", extracted.string(), error.what());
+    log::warn("skipping {}: {}", extracted.string(), error.what());
   }
   if (!listing) return found;
   for (const Name& entry : list_names(listing->fd())) {
@@ -261,7 +261,7 @@ void find_package_folders(int fd, const fs::path& path, int depth, std::vector<f
     if (entry.name == kReserved || !is_folder_at(fd, entry)) continue;
     Fd child = open_folder_at(fd, entry.name);
     if (!child) {
-      spdlog::debug("cannot read {}: {}", (path / entry.name).string(), std::strerror(errno));
+      log::debug("cannot read {}: {}", (path / entry.name).string(), std::strerror(errno));
       continue;
     }
     find_package_folders(child.get(), path / entry.name, depth + 1, found);
@@ -300,7 +300,7 @@ void scan_package_folder(const fs::path& cache_root, const fs::path& folder, Inv
   try {
     listing = Folder::open(cache_root, below(cache_root, meta), /*create=*/false);
   } catch (const Error& error) {
-    spdlog::warn("skipping {}: {}", meta.string(), error.what());
+    log::warn("skipping {}: {}", meta.string(), error.what());
   }
   if (!listing) return;
   std::vector<StoredFile> files;
@@ -547,7 +547,7 @@ Removal remove_file(const fs::path& cache_root, const StoredFile& file, const Re
   try {
     data_parent = Folder::open(cache_root, data_relative.parent_path(), /*create=*/false);
   } catch (const Error& error) {
-    spdlog::debug("{}", error.what());  // a symlink on the way: not the cache's file
+    log::debug("{}", error.what());  // a symlink on the way: not the cache's file
   }
   // Looked at now, not at the scan: the file may have changed since.
   struct stat status {};

@@ -8,11 +8,11 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <utility>
 
 #include "e2s/error.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -74,7 +74,7 @@ int open_lock_file(const std::filesystem::path& lock_file) {
   if (fd >= 0) ::close(fd);
   if (error == EINVAL || error == EISDIR || error == ELOOP || error == ENXIO || error == ENODEV ||
       error == EOPNOTSUPP) {
-    spdlog::warn("the lock file {} is not a regular file; downloading without the lock (remove it)",
+    log::warn("the lock file {} is not a regular file; downloading without the lock (remove it)",
                  lock_file.string());
     return -1;
   }
@@ -131,7 +131,7 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
     }
     if (!busy(error)) {
       // ENOLCK, EOPNOTSUPP, ENOSYS: a filesystem without working locks.
-      spdlog::debug("locks are not supported at {} ({}); downloading without one", lock_file.string(),
+      log::debug("locks are not supported at {} ({}); downloading without one", lock_file.string(),
                     std::strerror(error));
       return lock;
     }
@@ -141,7 +141,7 @@ DownloadLock DownloadLock::acquire(const std::filesystem::path& lock_file, const
       seen_beat = beat;
       seen_at = now;
     } else if (now - seen_at > options.stale_after.count()) {
-      spdlog::warn("{} has shown no progress for {:g} s; downloading without waiting for it",
+      log::warn("{} has shown no progress for {:g} s; downloading without waiting for it",
                    holder_of(lock.fd_), static_cast<double>(options.stale_after.count()) / 1000);
       return lock;
     }

@@ -4,10 +4,10 @@
 #include <charconv>
 #include <ctime>
 #include <limits>
-#include <spdlog/spdlog.h>
 #include <thread>
 
 #include "http/errors.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 
@@ -55,7 +55,7 @@ std::optional<std::chrono::milliseconds> parse_retry_after(
 }
 
 void log_retry(const std::string& uri, const http::Result& failed, std::chrono::milliseconds pause) {
-  spdlog::info("{}: {}; retrying in {} ms", uri, describe(failed), pause.count());
+  log::info("{}: {}; retrying in {} ms", uri, describe(failed), pause.count());
 }
 
 Retrier::Retrier(RetryOptions options, RetryBudget budget, Sleeper sleeper, SteadyClock clock)
@@ -111,7 +111,7 @@ http::Result Retrier::run(const std::function<http::Result()>& attempt, const On
     if (++failures_in_a_row >= options_.max_attempts) return result;
     const auto pause = delay(failures_in_a_row, result);
     if (now + pause - last_progress > budget_.budget) {
-      spdlog::debug("giving up after {}: the next attempt ({} ms from now) would pass the timeout "
+      log::debug("giving up after {}: the next attempt ({} ms from now) would pass the timeout "
                     "of {} ms without progress",
                     describe(result), pause.count(), budget_.budget.count());
       return result;

@@ -1,10 +1,10 @@
 #include "package/defaults.hpp"
 
 #include <algorithm>
-#include <spdlog/spdlog.h>
 
 #include "cache/layout.hpp"
 #include "env.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -54,7 +54,7 @@ LockOptions lock_options(const PackageOptions& options, const std::string& activ
   if (options.lock_stale_after) lock.stale_after = *options.lock_stale_after;
   lock.on_wait = [activity, what](const std::string& holder, bool this_process) {
     // Threads of one process waiting on each other is no news to the user.
-    spdlog::log(this_process ? spdlog::level::debug : spdlog::level::warn, "waiting for {} {} {}", holder,
+    log::at(this_process ? LogLevel::debug : LogLevel::warn, "waiting for {} {} {}", holder,
                 activity, what);
   };
   return lock;

@@ -4,11 +4,11 @@
 
 #include <cerrno>
 #include <cstring>
-#include <spdlog/spdlog.h>
 
 #include "cache/layout.hpp"
 #include "e2s/assets.hpp"
 #include "e2s/error.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -40,7 +40,7 @@ fs::path extract_once(const fs::path& archive, const std::string& identity, cons
   lock_file += ".lock";
   DownloadLock held = DownloadLock::acquire(lock_file, lock);
   if (!is_folder(folder)) {
-    spdlog::debug("extracting {} into {}", archive.string(), folder.string());
+    log::debug("extracting {} into {}", archive.string(), folder.string());
     extract_archive(archive, folder, options);
   }
   return folder;

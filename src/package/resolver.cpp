@@ -2,11 +2,11 @@
 
 #include <sys/stat.h>
 
-#include <spdlog/spdlog.h>
 
 #include "e2s/error.hpp"
 #include "package/defaults.hpp"
 #include "transfer/download.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 
@@ -74,12 +74,12 @@ fs::path Resolver::resolve(std::string_view file_path) {
                       "e2s fetch " + location_.root + " " + path,
                   key);
     }
-    if (hit->expired) spdlog::warn("offline: serving {} although it expired", key);
+    if (hit->expired) log::warn("offline: serving {} although it expired", key);
     return remember(file_path, std::move(hit->path), hit->entry);
   }
   if (hit && !hit->expired) {
     if (!needs_revalidation(hit->entry)) {
-      spdlog::debug("cache hit: {} -> {}", key, hit->path.string());
+      log::debug("cache hit: {} -> {}", key, hit->path.string());
       return remember(file_path, std::move(hit->path), hit->entry);
     }
     if (still_current(path, key, hit->entry)) return remember(file_path, std::move(hit->path), hit->entry);
@@ -108,20 +108,20 @@ bool Resolver::needs_revalidation(const CacheEntry& entry) {
 bool Resolver::still_current(const std::string& path, const std::string& key, CacheEntry entry) {
   try {
     if (!store().unchanged(path, key, {entry.etag, entry.size, entry.version})) {
-      spdlog::info("{} changed on the server; downloading it again", key);
+      log::info("{} changed on the server; downloading it again", key);
       return false;
     }
   } catch (const Error& error) {
     if (error.code() != Errc::network && error.code() != Errc::timeout) throw;
-    spdlog::warn("cannot check {} against the server ({}); using the cached copy", key, error.what());
+    log::warn("cannot check {} against the server ({}); using the cached copy", key, error.what());
     return true;
   }
-  spdlog::debug("{} is unchanged on the server", key);
+  log::debug("{} is unchanged on the server", key);
   entry.fetched_at = options_.clock();
   try {
     cache_.record(entry);
   } catch (const Error& error) {
-    spdlog::debug("cannot record the check of {}: {}", key, error.what());  // a read-only cache
+    log::debug("cannot record the check of {}: {}", key, error.what());  // a read-only cache
   }
   return true;
 }
@@ -134,13 +134,13 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
   auto hit = cache_.lookup(key, path);
   if (hit && (replacing == nullptr || hit->entry.sha256 != replacing->sha256)) {
     // What the process we waited for fetched.
-    spdlog::debug("cache hit after waiting: {} -> {}", key, hit->path.string());
+    log::debug("cache hit after waiting: {} -> {}", key, hit->path.string());
     return remember(file_path, std::move(hit->path), hit->entry);
   }
 
   Store& source = store();
   const RemoteFile file = source.stat(path, key);
-  spdlog::debug("downloading {} ({} bytes)", key, file.size ? std::to_string(*file.size) : std::string("unknown"));
+  log::debug("downloading {} ({} bytes)", key, file.size ? std::to_string(*file.size) : std::string("unknown"));
 
   const Cache::Temp temp = cache_.claim_temp(key);
   TransferContext context;
@@ -172,7 +172,7 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
     entry.fetched_at = options_.clock();
     fs::path final_path = cache_.commit(temp, entry);
     cache_.drop_temp(temp);
-    spdlog::debug("cached {} at {}", key, final_path.string());
+    log::debug("cached {} at {}", key, final_path.string());
     return remember(file_path, std::move(final_path), entry);
   } catch (const ForeignFile&) {
     // The final path holds another program's file. The download is whole and

@@ -3,11 +3,11 @@
 #include <cctype>
 #include <charconv>
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "env.hpp"
 #include "stores/store.hpp"
 #include "util/text.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -128,7 +128,7 @@ class HfStore final : public Store {
     const bool redirected = response.status >= 300 && response.status < 400;
     file.size = http::parse_decimal(response.header("x-linked-size"));
     if (!file.size && !redirected) file.size = http::parse_decimal(response.header("content-length"));
-    if (file.version.empty()) spdlog::debug("{}: the Hub sent no X-Repo-Commit", uri);
+    if (file.version.empty()) log::debug("{}: the Hub sent no X-Repo-Commit", uri);
 
     file.request = url_origin(download_url) == origin_ ? hub_request(download_url)
                                                        : plain_request(download_url);

@@ -1,9 +1,9 @@
 #include "transfer/download.hpp"
 
-#include <spdlog/spdlog.h>
 
 #include "transfer/transfer_parts.hpp"
 #include "util/posix.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 
@@ -284,7 +284,7 @@ http::Result SingleStream::request_with_renewals() {
   for (int renewals = 0; file_.renew && renewals < kMaxRenewals &&
                          result.transport == http::Transport::ok && is_expired(result.response.status);
        ++renewals) {
-    spdlog::info("{}: download URL refused (HTTP {}); asking for a new one", file_.uri,
+    log::info("{}: download URL refused (HTTP {}); asking for a new one", file_.uri,
                  result.response.status);
     current_ = file_.renew();
     result = context_.retrier->run(once, on_retry, on_disk);
@@ -329,7 +329,7 @@ Outcome parallel_else_one_stream(const RemoteFile& file, std::uint64_t size,
   sized.size = size;
   Outcome outcome = download_parallel(sized, temp_path, context, resume, vouched);
   if (outcome.next != Outcome::Next::one_stream) return outcome;
-  spdlog::debug("{}: the server ignores Range or names no version; downloading in one stream", file.uri);
+  log::debug("{}: the server ignores Range or names no version; downloading in one stream", file.uri);
   return download_single(file, temp_path, context, /*may_hand_off=*/false, nullptr);
 }
 
@@ -352,7 +352,7 @@ Outcome download_fresh(const RemoteFile& file, const std::filesystem::path& temp
 Outcome download_from(const RemoteFile& file, const std::filesystem::path& temp_path,
                       const TransferContext& context, const Partial* resume) {
   if (resume == nullptr) return download_fresh(file, temp_path, context);
-  spdlog::debug("{}: resuming with {} of {} bytes already on disk", file.uri, resume->bytes(), resume->size);
+  log::debug("{}: resuming with {} of {} bytes already on disk", file.uri, resume->bytes(), resume->size);
   if (!resume_in_parallel(*resume, context)) {
     return download_single(file, temp_path, context, /*may_hand_off=*/false, resume);
   }
@@ -370,7 +370,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
   const Partial* resume = usable_resume(file, context.resume);
   if (file.size) ensure_room(temp_path, *file.size, resume ? resume->bytes() : 0, file.uri);
   if (context.resume && !context.resume->written.empty() && resume == nullptr) {
-    spdlog::debug("{}: the bytes of an earlier attempt are of another version; starting afresh",
+    log::debug("{}: the bytes of an earlier attempt are of another version; starting afresh",
                   file.uri);
   }
   for (int starts = 1;; ++starts) {
@@ -383,7 +383,7 @@ Downloaded download_file(const RemoteFile& file, const std::filesystem::path& te
                       "try again later",
                   file.uri);
     }
-    spdlog::debug("{}: the file changed on the server since its first bytes arrived; starting afresh",
+    log::debug("{}: the file changed on the server since its first bytes arrived; starting afresh",
                   file.uri);
     resume = nullptr;
   }

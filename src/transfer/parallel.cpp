@@ -7,13 +7,13 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
-#include <spdlog/spdlog.h>
 #include <thread>
 #include <vector>
 
 #include "transfer/plan.hpp"
 #include "transfer/transfer_parts.hpp"
 #include "util/posix.hpp"
+#include "log.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -314,7 +314,7 @@ class ParallelDownload {
     std::lock_guard lock(request_mutex_);
     if (renewals_ >= kMaxRenewals) return false;
     ++renewals_;
-    spdlog::info("{}: download URL refused; asking for a new one", file_.uri);
+    log::info("{}: download URL refused; asking for a new one", file_.uri);
     request_ = file_.renew();
     return true;
   }

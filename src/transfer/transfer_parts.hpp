@@ -20,12 +20,12 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/spdlog.h>
 
 #include "http/errors.hpp"
 #include "util/text.hpp"
 #include "transfer/download.hpp"
 #include "transfer/hash.hpp"
+#include "log.hpp"
 
 namespace e2s::detail::transfer_parts {
 
@@ -217,7 +217,7 @@ class Checkpointer {
     try {
       checkpoint_(partial);
     } catch (const Error& error) {
-      spdlog::debug("cannot record download progress: {}", error.what());
+      log::debug("cannot record download progress: {}", error.what());
     }
   }
 
