@@ -95,12 +95,7 @@ class NgcCliTest : public ::testing::Test {
   }
 
   std::vector<json> requests(const std::string& host) const {
-    std::vector<json> out;
-    const json stats = ngc_.stats();  // not a temporary: the loop keeps references into it
-    for (const auto& request : stats.at("requests")) {
-      if (request.at("host") == host) out.push_back(request);
-    }
-    return out;
+    return e2s::test::recorded_requests(ngc_, host);
   }
 
   TempDir models_;
