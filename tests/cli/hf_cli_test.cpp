@@ -1,10 +1,6 @@
 // `e2s resolve` and `e2s ls` on hf:// roots against the fake Hub and its CDN
 // (tests/servers/hf_server.py): output, exit statuses, error lines, tokens.
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,8 +16,6 @@
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 

@@ -1,10 +1,6 @@
 // `e2s resolve` and `e2s ls` on ngc://models/... roots against the fake NGC
 // (tests/servers/ngc_server.py): output, exit statuses, error lines, keys.
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,8 +18,6 @@
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 

@@ -4,10 +4,6 @@
 //
 // The two moto instances ("open": no auth enforced; "secure": SigV4 and IAM
 // enforced) are shared by every test of this binary and started on first use.
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -24,8 +20,6 @@
 #include "support/moto_server.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 
