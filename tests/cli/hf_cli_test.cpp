@@ -1,10 +1,6 @@
 // `e2s resolve` and `e2s ls` on hf:// roots against the fake Hub and its CDN
 // (tests/servers/hf_server.py): output, exit statuses, error lines, tokens.
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,8 +16,6 @@
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -87,12 +81,7 @@ class HfCliTest : public ::testing::Test {
   }
 
   std::vector<json> requests(const std::string& host) const {
-    std::vector<json> out;
-    const json stats = hub_.stats();  // not a temporary: the loop keeps references into it
-    for (const auto& request : stats.at("requests")) {
-      if (request.at("host") == host) out.push_back(request);
-    }
-    return out;
+    return e2s::test::recorded_requests(hub_, host);
   }
 
   TempDir repos_;

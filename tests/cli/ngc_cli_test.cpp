@@ -1,10 +1,6 @@
 // `e2s resolve` and `e2s ls` on ngc://models/... roots against the fake NGC
 // (tests/servers/ngc_server.py): output, exit statuses, error lines, keys.
 #include <curl/curl.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,8 +18,6 @@
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -95,12 +89,7 @@ class NgcCliTest : public ::testing::Test {
   }
 
   std::vector<json> requests(const std::string& host) const {
-    std::vector<json> out;
-    const json stats = ngc_.stats();  // not a temporary: the loop keeps references into it
-    for (const auto& request : stats.at("requests")) {
-      if (request.at("host") == host) out.push_back(request);
-    }
-    return out;
+    return e2s::test::recorded_requests(ngc_, host);
   }
 
   TempDir models_;

@@ -4,10 +4,6 @@
 //
 // The two moto instances ("open": no auth enforced; "secure": SigV4 and IAM
 // enforced) are shared by every test of this binary and started on first use.
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -21,10 +17,9 @@
 
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
+#include "support/moto_server.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -35,7 +30,7 @@ using e2s::test::contains;
 using e2s::test::expect_one_error_line;
 using e2s::test::lines;
 using e2s::test::make_bytes;
-using e2s::test::Interpreter;
+using e2s::test::MotoServer;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
 using nlohmann::json;
@@ -67,12 +62,6 @@ CliRun run_e2s(const std::vector<std::string>& args, const std::map<std::string,
 
 // ---- the shared moto instances ----------------------------------------------
 
-struct Moto {
-  std::unique_ptr<TestServer> server;
-  json credentials;
-  std::string endpoint;
-};
-
 class MotoEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
@@ -80,7 +69,7 @@ class MotoEnvironment : public ::testing::Environment {
     secure_.reset();
   }
 
-  const Moto& open() {
+  const MotoServer& open() {
     if (!open_) {
       json setup = {
           {"buckets",
@@ -101,39 +90,26 @@ class MotoEnvironment : public ::testing::Environment {
              {"public", true},
              {"objects",
               {{{"key", "a.txt"}, {"text", "a"}}, {{"key", "b/c.txt"}, {"text", "bc"}}}}}}}};
-      open_ = start("open", setup, false);
+      open_ = std::make_unique<MotoServer>(setup);
     }
     return *open_;
   }
 
-  const Moto& secure() {
+  const MotoServer& secure() {
     if (!secure_) {
       json setup = {{"buckets",
                      {{{"name", "private-models"},
                        {"objects", {{{"key", "pkg/secret.bin"}, {"text", kSecret}}}}}}},
                     {"users", {{{"name", "alice"}}}}};
-      secure_ = start("secure", setup, true);
+      secure_ = std::make_unique<MotoServer>(setup, /*enforce_auth=*/true);
     }
     return *secure_;
   }
 
  private:
-  std::unique_ptr<Moto> start(const std::string& name, const json& setup, bool auth) {
-    const fs::path setup_file = data_.write_file(name + "-setup.json", setup.dump());
-    const fs::path credentials_file = data_.path() / (name + "-credentials.json");
-    std::vector<std::string> args = {"--setup", setup_file.string(), "--credentials-out",
-                                     credentials_file.string()};
-    if (auth) args.push_back("--auth");
-    auto moto = std::make_unique<Moto>();
-    moto->server = std::make_unique<TestServer>("moto_s3.py", args, Interpreter::path_python3);
-    moto->credentials = json::parse(TempDir::read_file(credentials_file));
-    moto->endpoint = moto->server->url();
-    return moto;
-  }
-
   TempDir data_;
-  std::unique_ptr<Moto> open_;
-  std::unique_ptr<Moto> secure_;
+  std::unique_ptr<MotoServer> open_;
+  std::unique_ptr<MotoServer> secure_;
 };
 
 MotoEnvironment* const moto_environment = static_cast<MotoEnvironment*>(
@@ -142,16 +118,16 @@ MotoEnvironment* const moto_environment = static_cast<MotoEnvironment*>(
 class S3CliTest : public ::testing::Test {
  protected:
   // Environment of the e2s child: its cache and HOME here, nothing of the runner's AWS setup.
-  std::map<std::string, std::string> env(const Moto& moto) const {
+  std::map<std::string, std::string> env(const MotoServer& moto) const {
     return {{"EARTH2STUDIO_CACHE", cache_.path().string()},
             {"HOME", home_.path().string()},
-            {"AWS_ENDPOINT_URL", moto.endpoint}};
+            {"AWS_ENDPOINT_URL", moto.endpoint()}};
   }
 
   std::map<std::string, std::string> alice_env() const {
-    const Moto& moto = moto_environment->secure();
+    const MotoServer& moto = moto_environment->secure();
     auto e = env(moto);
-    const json& alice = moto.credentials.at("users").at("alice");
+    const json& alice = moto.credentials().at("users").at("alice");
     e["AWS_ACCESS_KEY_ID"] = alice.at("access_key_id").get<std::string>();
     e["AWS_SECRET_ACCESS_KEY"] = alice.at("secret_access_key").get<std::string>();
     return e;

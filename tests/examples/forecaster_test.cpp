@@ -13,7 +13,7 @@
 #include <string>
 
 #include "support/cli_runner.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "e2s/package.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 
 namespace {
 

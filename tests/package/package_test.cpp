@@ -14,7 +14,7 @@
 
 #include "e2s/auto_model.hpp"
 #include "e2s/error.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "e2s/package.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 

@@ -9,7 +9,7 @@
 
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "support/tls.hpp"

@@ -24,7 +24,7 @@
 #include "safety/safety_env.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -222,7 +222,7 @@ TEST_F(TimeoutTest, AServerThatNeverAnswersIsGivenUpOn) {
 // A connection reset every 300 KiB is a slow path, not a failure: every
 // attempt progresses, so the stream goes on to the end.
 TEST(Progress, AStreamCutEveryFewHundredKiBCompletes) {
-  e2s::test::safety::EnvGuard env;
+  e2s::test::EnvGuard env(e2s::test::safety::scrubbed);
   TempDir served, cache;
   const std::string bytes = make_bytes(7u << 20, 33);
   served.write_file("model/weights.bin", bytes);

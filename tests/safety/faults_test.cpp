@@ -30,6 +30,7 @@
 #include "safety/safety_env.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
+#include "support/moto_server.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -42,7 +43,7 @@ using e2s::test::error_of;
 using e2s::test::expect_one_error_line;
 using e2s::test::lines;
 using e2s::test::make_bytes;
-using e2s::test::safety::EnvGuard;
+using e2s::test::EnvGuard;
 using e2s::test::safety::scrubbed;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -122,11 +123,8 @@ class FaultTest : public ::testing::TestWithParam<Mode> {
   }
 
   e2s::PackageOptions options() const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = lib_storage();
+    e2s::PackageOptions o = e2s::test::quick_retry_options(lib_storage());
     o.retry.max_attempts = kLibraryAttempts;
-    o.retry.initial_backoff = milliseconds(1);
-    o.retry.max_backoff = milliseconds(20);
     o.timeout = std::chrono::seconds(30);
     o.stall_timeout = milliseconds(300);
     o.max_connections = kConnections;
@@ -299,7 +297,7 @@ class FaultTest : public ::testing::TestWithParam<Mode> {
     return e2s::test::run_e2s(args, env, scrubbed);
   }
 
-  EnvGuard env_;
+  EnvGuard env_{e2s::test::safety::scrubbed};
   std::map<std::string, std::string> store_env_;
   TempDir home_;   // no ~/.aws or ~/.cache/huggingface of the machine's user
   TempDir cache_;
@@ -629,11 +627,8 @@ class S3Faults : public FaultTest {
               {"file", data_.write_file("big.bin", big_bytes()).string()},
               {"etag", kLyingEtag}},
              {{"key", "pkg/good.txt"}, {"text", kGood}}}}}}}};
-    moto_ = std::make_unique<TestServer>(
-        "moto_s3.py",
-        std::vector<std::string>{"--setup", data_.write_file("setup.json", setup.dump()).string()},
-        e2s::test::Interpreter::path_python3);
-    set_env("AWS_ENDPOINT_URL", moto_->url());
+    moto_ = std::make_unique<e2s::test::MotoServer>(setup);
+    set_env("AWS_ENDPOINT_URL", moto_->endpoint());
   }
 
   static constexpr const char* kLyingEtag = "0123456789abcdef0123456789abcdef";
@@ -644,7 +639,7 @@ class S3Faults : public FaultTest {
   std::vector<json> data_gets() const override { return {}; }  // moto keeps no request log
 
   TempDir data_;
-  std::unique_ptr<TestServer> moto_;
+  std::unique_ptr<e2s::test::MotoServer> moto_;
 };
 
 INSTANTIATE_TEST_SUITE_P(Modes, S3Faults, ::testing::Values(Mode::single, Mode::parallel), mode_name);

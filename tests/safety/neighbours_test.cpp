@@ -22,7 +22,7 @@
 #include "safety/safety_env.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -118,7 +118,7 @@ TEST_F(NeighboursTest, TheSameBytesWrittenAgainAreReverifiedOnceNotFetched) {
 }
 
 TEST_F(NeighboursTest, APackageThatResolvedAFileNoticesItChangeInMemory) {
-  e2s::test::safety::EnvGuard env;
+  e2s::test::EnvGuard env(e2s::test::safety::scrubbed);
   e2s::test::ScopedEnv cache("EARTH2STUDIO_MODEL_CACHE", cache_.path().string());
   e2s::Package package(root());
   const fs::path path = package.resolve("weights.bin");
@@ -201,7 +201,7 @@ TEST_F(NeighboursTest, AResumeComparesTheETagAsTheServerSentIt) {
 }
 
 TEST(HubNeighbours, ACommitThatIsNoUtf8IsRecordedLosslessly) {
-  e2s::test::safety::EnvGuard env;
+  e2s::test::EnvGuard env(e2s::test::safety::scrubbed);
   TempDir repos, cache;
   repos.write_file("models/acme/w/main/config.json", "{}\n");
   TestServer hub("hf_server.py", {"--root", repos.path().string()});

@@ -38,8 +38,8 @@ using e2s::test::lines;
 using e2s::test::make_bytes;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
-using e2s::test::safety::EnvGuard;
-using e2s::test::safety::recorded;
+using e2s::test::EnvGuard;
+using e2s::test::recorded_requests;
 using e2s::test::safety::scrubbed;
 using nlohmann::json;
 
@@ -63,7 +63,7 @@ class OtherHost {
   std::string url(const std::string& path) const {
     return "http://127.0.0.2:" + std::to_string(server_.port()) + path;
   }
-  std::vector<json> requests() const { return recorded(get_json(url("/_stats"))); }
+  std::vector<json> requests() const { return recorded_requests(get_json(url("/_stats"))); }
 
  private:
   TestServer server_;
@@ -97,11 +97,7 @@ class RedirectTest : public ::testing::Test {
 
   // Fast retries, and the cache in this test's folder (`sub` keeps runs apart).
   e2s::PackageOptions options(const std::string& sub) const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = cache_.path() / "lib" / sub;
-    o.retry.initial_backoff = std::chrono::milliseconds(1);
-    o.retry.max_backoff = std::chrono::milliseconds(20);
-    return o;
+    return e2s::test::quick_retry_options(storage(sub));
   }
 
   fs::path storage(const std::string& sub) const { return cache_.path() / "lib" / sub; }
@@ -123,7 +119,7 @@ class RedirectTest : public ::testing::Test {
     }
   }
 
-  EnvGuard env_;
+  EnvGuard env_{e2s::test::safety::scrubbed};
   TempDir home_;
   TempDir cache_;
 };
@@ -303,7 +299,7 @@ class HfRedirectTest : public RedirectTest {
 
   std::vector<json> hub_requests(const std::string& method) const {
     std::vector<json> out;
-    for (const auto& request : recorded(hub_)) {
+    for (const auto& request : recorded_requests(hub_)) {
       if (request.at("host") == "hub" && request.at("method") == method) out.push_back(request);
     }
     return out;
@@ -522,7 +518,7 @@ TEST_F(S3RedirectTest, SignedRequestsCarryNoCredentialToAnotherHost) {
   expect_empty_cache();
 
   // The endpoint got signed requests with the session token: credentials were in play.
-  const auto at_endpoint = recorded(endpoint_);
+  const auto at_endpoint = recorded_requests(endpoint_);
   ASSERT_FALSE(at_endpoint.empty());
   for (const auto& request : at_endpoint) {
     EXPECT_EQ(header(request, "authorization").rfind("AWS4-HMAC-SHA256 Credential=" + std::string(kAwsKeyId), 0), 0u)
@@ -568,11 +564,7 @@ class NgcRedirectTest : public RedirectTest {
   }
 
   std::vector<json> requests(const std::string& host) const {
-    std::vector<json> out;
-    for (const auto& request : recorded(ngc_)) {
-      if (request.at("host") == host) out.push_back(request);
-    }
-    return out;
+    return recorded_requests(ngc_, host);
   }
 
   static constexpr const char* kBytes = "ngc bytes\n";

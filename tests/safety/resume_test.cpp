@@ -29,7 +29,7 @@
 #include "safety/safety_env.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -43,7 +43,7 @@ using e2s::test::CliRun;
 using e2s::test::make_bytes;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
-using e2s::test::safety::EnvGuard;
+using e2s::test::EnvGuard;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
@@ -195,9 +195,7 @@ class StitchTest : public ResumeTest, public ::testing::WithParamInterface<int> 
   int connections() const { return GetParam(); }
 
   e2s::PackageOptions options() const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = cache_.path() / "lib";
-    o.retry.initial_backoff = 1ms;
+    e2s::PackageOptions o = e2s::test::quick_retry_options(cache_.path() / "lib");
     o.retry.max_backoff = 5ms;
     o.max_connections = connections();
     return o;
@@ -226,7 +224,7 @@ class StitchTest : public ResumeTest, public ::testing::WithParamInterface<int> 
 
   std::size_t size() const { return connections() == 1 ? 600 * 1024 : 9 * kMiB; }
 
-  EnvGuard env_;
+  EnvGuard env_{e2s::test::safety::scrubbed};
 };
 
 // The first reply comes with an ETag and is cut; every later one is of

@@ -23,6 +23,7 @@
 #include "safety/safety_env.hpp"
 #include "support/cli_runner.hpp"
 #include "support/fixtures.hpp"
+#include "support/moto_server.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -31,11 +32,11 @@ namespace {
 namespace fs = std::filesystem;
 using e2s::test::CliRun;
 using e2s::test::contains;
-using e2s::test::Interpreter;
+using e2s::test::MotoServer;
 using e2s::test::make_bytes;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
-using e2s::test::safety::EnvGuard;
+using e2s::test::EnvGuard;
 using e2s::test::safety::scrubbed;
 using nlohmann::json;
 using Env = std::map<std::string, std::string>;
@@ -146,7 +147,7 @@ class SecretsTest : public ::testing::Test {
       EXPECT_TRUE(contains(cli.err, "e2s: error: ")) << cli.err;
     }
 
-    EnvGuard in_process;
+    EnvGuard in_process(e2s::test::safety::scrubbed);
     for (const auto& [name, value] : env) in_process.set(name, value);
     e2s::PackageOptions options;
     options.cache_options.cache_storage = lib_cache;
@@ -168,7 +169,7 @@ class SecretsTest : public ::testing::Test {
   const std::string hf_legacy_token_ = random_secret("hfLEGACY");
   const std::string ngc_key_ = random_secret("ngcKEY");
   const std::string ngc_legacy_key_ = random_secret("ngcLEGACY");
-  EnvGuard env_;
+  EnvGuard env_{e2s::test::safety::scrubbed};
   TempDir home_;
   TempDir cache_;
   Env secrets_env_;
@@ -222,22 +223,17 @@ TEST_F(SecretsTest, Ngc) {
 }
 
 TEST_F(SecretsTest, S3) {
-  TempDir data;
   const json setup = {
       {"buckets",
        {{{"name", "secret-models"},
          {"objects", {{{"key", "pkg/weights.bin"}, {"text", "s3 weights\n"}}}}}}},
       {"sessions", {{{"name", "reader"}}}}};
-  const fs::path credentials_file = data.path() / "credentials.json";
-  TestServer moto("moto_s3.py",
-                  {"--auth", "--setup", data.write_file("setup.json", setup.dump()).string(),
-                   "--credentials-out", credentials_file.string()},
-                  Interpreter::path_python3);
-  const json session = json::parse(TempDir::read_file(credentials_file)).at("sessions").at("reader");
+  MotoServer moto(setup, /*enforce_auth=*/true);
+  const json session = moto.credentials().at("sessions").at("reader");
   const Env reader = {{"AWS_ACCESS_KEY_ID", session.at("access_key_id").get<std::string>()},
                       {"AWS_SECRET_ACCESS_KEY", session.at("secret_access_key").get<std::string>()},
                       {"AWS_SESSION_TOKEN", session.at("session_token").get<std::string>()}};
-  const Env store = {{"AWS_ENDPOINT_URL", moto.url()}};
+  const Env store = {{"AWS_ENDPOINT_URL", moto.endpoint()}};
   run({"success", "s3://secret-models/pkg", "weights.bin", reader, 0}, store);
   run({"404", "s3://secret-models/pkg", "missing.bin", reader, 3}, store);
   run({"403, unknown key", "s3://secret-models/pkg", "weights.bin", {}, 4}, store);

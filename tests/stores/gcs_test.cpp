@@ -23,7 +23,7 @@
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -35,6 +35,7 @@ using e2s::test::error_of;
 using e2s::test::get_json;
 using e2s::test::make_bytes;
 using e2s::test::md5_hex;
+using e2s::test::EnvGuard;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -63,21 +64,21 @@ std::string url_encode(const std::string& name) {
   return out;
 }
 
-class GcsTest : public ::testing::Test {
+class GcsTest : public ::testing::Test, protected e2s::test::CacheFolder {
  protected:
   GcsTest()
       : weights_(make_bytes(300000, 4)),
         composite_(make_bytes(5000, 5)),
-        server_("gcs_server.py", {"--root", root_.path().string(), "--page-size", "3"}),
-        emulator_("STORAGE_EMULATOR_HOST", "127.0.0.1:" + std::to_string(server_.port())),
-        cpp_emulator_("CLOUD_STORAGE_EMULATOR_ENDPOINT", std::nullopt),
-        universe_("GOOGLE_CLOUD_UNIVERSE_DOMAIN", std::nullopt),
-        home_env_("HOME", home_.path().string()),
-        offline_("EARTH2STUDIO_OFFLINE", std::nullopt),
-        http_proxy_("http_proxy", std::nullopt),
-        http_proxy_upper_("HTTP_PROXY", std::nullopt),
-        all_proxy_("ALL_PROXY", std::nullopt),
-        all_proxy_lower_("all_proxy", std::nullopt) {
+        server_("gcs_server.py", {"--root", root_.path().string(), "--page-size", "3"}) {
+    env_.set("STORAGE_EMULATOR_HOST", "127.0.0.1:" + std::to_string(server_.port()));
+    env_.unset("CLOUD_STORAGE_EMULATOR_ENDPOINT");
+    env_.unset("GOOGLE_CLOUD_UNIVERSE_DOMAIN");
+    env_.set("HOME", home_.path().string());
+    env_.unset("EARTH2STUDIO_OFFLINE");
+    env_.unset("http_proxy");
+    env_.unset("HTTP_PROXY");
+    env_.unset("ALL_PROXY");
+    env_.unset("all_proxy");
     root_.write_file("models/pkg/config.json", kConfig);
     root_.write_file("models/pkg/weights.bin", weights_);
     root_.write_file("models/pkg/sub/deep/x.txt", "deep\n");
@@ -101,27 +102,8 @@ class GcsTest : public ::testing::Test {
                                       .dump());
   }
 
-  e2s::PackageOptions options(const std::string& sub = "store") const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = cache_.path() / sub;
-    o.retry.initial_backoff = std::chrono::milliseconds(1);
-    o.retry.max_backoff = std::chrono::milliseconds(20);
-    return o;
-  }
-
-  // The cache's metadata record for `file_path` in storage folder `sub`.
-  json meta(const std::string& file_path, const std::string& sub = "store") const {
-    return e2s::test::cached_meta(cache_.path() / sub, file_path);
-  }
-
-  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
-
-
   std::vector<json> requests() const {
-    std::vector<json> out;
-    const json stats = server_.stats();  // not a temporary: the loop keeps references into it
-    for (const auto& request : stats.at("requests")) out.push_back(request);
-    return out;
+    return e2s::test::recorded_requests(server_);
   }
 
   // The object resource the fake's JSON API gives for `name` in bucket models.
@@ -140,19 +122,10 @@ class GcsTest : public ::testing::Test {
 
   TempDir root_;
   TempDir home_;
-  TempDir cache_;
   std::string weights_;
   std::string composite_;
   TestServer server_;
-  ScopedEnv emulator_;
-  ScopedEnv cpp_emulator_;
-  ScopedEnv universe_;
-  ScopedEnv home_env_;
-  ScopedEnv offline_;
-  ScopedEnv http_proxy_;
-  ScopedEnv http_proxy_upper_;
-  ScopedEnv all_proxy_;
-  ScopedEnv all_proxy_lower_;
+  EnvGuard env_;
 };
 
 // ---- resolving -------------------------------------------------------------

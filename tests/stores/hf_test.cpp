@@ -20,7 +20,7 @@
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -34,6 +34,7 @@ using e2s::test::get_json;
 using e2s::test::hex;
 using e2s::test::lower;
 using e2s::test::make_bytes;
+using e2s::test::EnvGuard;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -54,24 +55,24 @@ std::string git_blob_sha1(const std::string& content) {
   return hex(digest, size);
 }
 
-class HfTest : public ::testing::Test {
+class HfTest : public ::testing::Test, protected e2s::test::CacheFolder {
  protected:
   HfTest()
       : weights_(make_bytes(300000, 1)),
         pangu6_(make_bytes(4096, 2)),
         private_weights_(make_bytes(20000, 3)),
         hub_("hf_server.py",
-             {"--root", repos_.path().string(), "--page-size", "3", "--token", kToken}),
-        endpoint_("HF_ENDPOINT", hub_.url()),
-        hf_token_("HF_TOKEN", std::nullopt),
-        legacy_token_("HUGGING_FACE_HUB_TOKEN", std::nullopt),
-        token_path_("HF_TOKEN_PATH", std::nullopt),
-        hf_home_("HF_HOME", home_.path().string()),
-        no_implicit_("HF_HUB_DISABLE_IMPLICIT_TOKEN", std::nullopt),
-        offline_("EARTH2STUDIO_OFFLINE", std::nullopt),
-        http_proxy_("http_proxy", std::nullopt),
-        all_proxy_("ALL_PROXY", std::nullopt),
-        all_proxy_lower_("all_proxy", std::nullopt) {
+             {"--root", repos_.path().string(), "--page-size", "3", "--token", kToken}) {
+    env_.set("HF_ENDPOINT", hub_.url());
+    env_.unset("HF_TOKEN");
+    env_.unset("HUGGING_FACE_HUB_TOKEN");
+    env_.unset("HF_TOKEN_PATH");
+    env_.set("HF_HOME", home_.path().string());
+    env_.unset("HF_HUB_DISABLE_IMPLICIT_TOKEN");
+    env_.unset("EARTH2STUDIO_OFFLINE");
+    env_.unset("http_proxy");
+    env_.unset("ALL_PROXY");
+    env_.unset("all_proxy");
     // models/acme/weather: branches, a tag, a PR, small and LFS files, sub-folders.
     repos_.write_file("models/acme/weather/repo.json",
                       R"({"revisions": {"main": "main", "v1.0": "v1", "refs/pr/1": "pr1"}})");
@@ -111,15 +112,6 @@ class HfTest : public ::testing::Test {
     repos_.write_file("models/acme/cached/main/f.txt", "via resolve-cache\n");
   }
 
-  // Fast retries, and the cache in this test's folder (`sub` keeps roots apart).
-  e2s::PackageOptions options(const std::string& sub = "store") const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = cache_.path() / sub;
-    o.retry.initial_backoff = std::chrono::milliseconds(1);
-    o.retry.max_backoff = std::chrono::milliseconds(20);
-    return o;
-  }
-
   // The commit the fake gives revision `revision` of repo `repo` ("models/acme/weather").
   std::string commit(const std::string& repo, const std::string& revision) const {
     return get_json(hub_.url("/_info")).at("repos").at(repo).at("revisions").at(revision);
@@ -127,21 +119,8 @@ class HfTest : public ::testing::Test {
 
   // Recorded requests to one host ("hub" or "cdn").
   std::vector<json> requests(const std::string& host) const {
-    std::vector<json> out;
-    const json stats = hub_.stats();  // not a temporary: the loop keeps references into it
-    for (const auto& request : stats.at("requests")) {
-      if (request.at("host") == host) out.push_back(request);
-    }
-    return out;
+    return e2s::test::recorded_requests(hub_, host);
   }
-
-  // The cache's metadata record for `file_path` in storage folder `sub`.
-  json meta(const std::string& file_path, const std::string& sub = "store") const {
-    return e2s::test::cached_meta(cache_.path() / sub, file_path);
-  }
-
-  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
-
 
   // The Authorization header of the first Hub request a fresh resolve makes
   // ("" when none was sent).
@@ -167,21 +146,11 @@ class HfTest : public ::testing::Test {
 
   TempDir repos_;
   TempDir home_;  // HF_HOME: empty, so no token of the machine's user leaks in
-  TempDir cache_;
   std::string weights_;
   std::string pangu6_;
   std::string private_weights_;
   TestServer hub_;
-  ScopedEnv endpoint_;
-  ScopedEnv hf_token_;
-  ScopedEnv legacy_token_;
-  ScopedEnv token_path_;
-  ScopedEnv hf_home_;
-  ScopedEnv no_implicit_;
-  ScopedEnv offline_;
-  ScopedEnv http_proxy_;
-  ScopedEnv all_proxy_;
-  ScopedEnv all_proxy_lower_;
+  EnvGuard env_;
 };
 
 // ---- root forms -----------------------------------------------------------

@@ -23,7 +23,7 @@
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/hash.hpp"
@@ -35,6 +35,8 @@ using e2s::test::contains;
 using e2s::test::error_of;
 using e2s::test::lower;
 using e2s::test::make_bytes;
+using e2s::test::EnvGuard;
+using e2s::test::recorded_requests;
 using e2s::test::ScopedEnv;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
@@ -152,39 +154,24 @@ class Models {
 // unset), nothing of the runner's own NGC or proxy settings leaks in.
 class NgcEnv {
  public:
-  explicit NgcEnv(const TestServer& server)
-      : api_url_("NGC_CLI_API_URL", server.url("/")),
-        auth_url_("NGC_CLI_AUTH_URL",
-                  "http://127.0.0.1:" +
-                      std::to_string(call_json(server.url("/_info")).at("auth_port").get<int>()) +
-                      "/token"),
-        search_url_("NGC_CLI_SEARCH_SERVICE_URL", std::nullopt),
-        cli_url_("NGC_CLI_URL", std::nullopt),
-        cli_key_("NGC_CLI_API_KEY", std::nullopt),
-        api_key_("NGC_API_KEY", std::nullopt),
-        app_key_("NGC_APP_KEY", std::nullopt),
-        cli_home_("NGC_CLI_HOME", std::nullopt),
-        offline_("EARTH2STUDIO_OFFLINE", std::nullopt),
-        http_proxy_("http_proxy", std::nullopt),
-        all_proxy_("ALL_PROXY", std::nullopt),
-        all_proxy_lower_("all_proxy", std::nullopt) {}
+  explicit NgcEnv(const TestServer& server) {
+    env_.set("NGC_CLI_API_URL", server.url("/"));
+    env_.set("NGC_CLI_AUTH_URL",
+             "http://127.0.0.1:" +
+                 std::to_string(call_json(server.url("/_info")).at("auth_port").get<int>()) +
+                 "/token");
+    for (const char* name : {"NGC_CLI_SEARCH_SERVICE_URL", "NGC_CLI_URL", "NGC_CLI_API_KEY",
+                             "NGC_API_KEY", "NGC_APP_KEY", "NGC_CLI_HOME", "EARTH2STUDIO_OFFLINE",
+                             "http_proxy", "ALL_PROXY", "all_proxy"}) {
+      env_.unset(name);
+    }
+  }
 
  private:
-  ScopedEnv api_url_;
-  ScopedEnv auth_url_;
-  ScopedEnv search_url_;
-  ScopedEnv cli_url_;
-  ScopedEnv cli_key_;
-  ScopedEnv api_key_;
-  ScopedEnv app_key_;
-  ScopedEnv cli_home_;
-  ScopedEnv offline_;
-  ScopedEnv http_proxy_;
-  ScopedEnv all_proxy_;
-  ScopedEnv all_proxy_lower_;
+  EnvGuard env_;
 };
 
-class NgcTest : public ::testing::Test {
+class NgcTest : public ::testing::Test, protected e2s::test::CacheFolder {
  protected:
   NgcTest()
       : fcn_(make_bytes(300000, 1)),
@@ -240,25 +227,8 @@ class NgcTest : public ::testing::Test {
     m.file("acme/_/emptyurls", "1", "f.bin", "f");
   }
 
-  // Fast retries, and the cache in this test's folder (`sub` keeps roots apart).
-  e2s::PackageOptions options(const std::string& sub = "store") const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = cache_.path() / sub;
-    o.retry.initial_backoff = std::chrono::milliseconds(1);
-    o.retry.max_backoff = std::chrono::milliseconds(20);
-    return o;
-  }
-
-  // Recorded requests to one host ("api", "auth" or "storage") of `server`.
-  static std::vector<json> requests_of(const TestServer& server, const std::string& host) {
-    std::vector<json> out;
-    const json stats = server.stats();  // not a temporary: the loop keeps references into it
-    for (const auto& request : stats.at("requests")) {
-      if (request.at("host") == host) out.push_back(request);
-    }
-    return out;
-  }
-  std::vector<json> requests(const std::string& host) const { return requests_of(ngc_, host); }
+  // Recorded requests to one host ("api", "auth" or "storage") of the fake.
+  std::vector<json> requests(const std::string& host) const { return recorded_requests(ngc_, host); }
 
   // API requests to a files endpoint (the signed-URL requests).
   std::vector<json> files_requests() const {
@@ -275,14 +245,6 @@ class NgcTest : public ::testing::Test {
   std::size_t total_requests() const { return ngc_.stats().at("requests").size(); }
 
   void post(const std::string& control) const { call_json(ngc_.url(control), true); }
-
-  // The cache's metadata record for `file_path` in storage folder `sub`.
-  json meta(const std::string& file_path, const std::string& sub = "store") const {
-    return e2s::test::cached_meta(cache_.path() / sub, file_path);
-  }
-
-  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
-
 
   // Every bearer token the API received (without "Bearer ").
   std::vector<std::string> bearers_sent() const {
@@ -321,7 +283,6 @@ class NgcTest : public ::testing::Test {
   }
 
   TempDir models_dir_;
-  TempDir cache_;
   std::string fcn_;
   std::string weights_;
   std::string secret_weights_;
@@ -583,8 +544,8 @@ TEST_F(NgcTest, ShortLivedTokenIsNotReusedPastItsLifetime) {
   EXPECT_EQ(TempDir::read_file(package.resolve("secret.txt")), "secret\n");
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
   EXPECT_EQ(TempDir::read_file(package.resolve("more/1.txt")), "one");
-  EXPECT_EQ(requests_of(short_lived, "auth").size(), 2u);
-  for (const auto& request : requests_of(short_lived, "api")) {
+  EXPECT_EQ(recorded_requests(short_lived, "auth").size(), 2u);
+  for (const auto& request : recorded_requests(short_lived, "api")) {
     EXPECT_EQ(request.at("status"), 200) << request.dump();
   }
 }
@@ -842,7 +803,7 @@ TEST_F(NgcTest, ListFollowsPageNumbers) {
   NgcEnv env(numbered);
   e2s::Package package(kWeather, options());
   EXPECT_EQ(entries(package.list()).size(), 6u);
-  const auto api = requests_of(numbered, "api");
+  const auto api = recorded_requests(numbered, "api");
   ASSERT_EQ(api.size(), 3u);
   EXPECT_TRUE(query_values(api[0].at("path"), "page-number").empty());
   EXPECT_EQ(query_values(api[1].at("path"), "page-number"), std::vector<std::string>{"1"});

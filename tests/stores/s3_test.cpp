@@ -25,7 +25,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -34,11 +33,10 @@
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/moto_server.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -47,8 +45,8 @@ using e2s::test::contains;
 using e2s::test::error_of;
 using e2s::test::make_bytes;
 using e2s::test::md5_hex;
-using e2s::test::Interpreter;
-using e2s::test::ScopedEnv;
+using e2s::test::MotoServer;
+using e2s::test::EnvGuard;
 using e2s::test::TempDir;
 using e2s::test::TestServer;
 using nlohmann::json;
@@ -103,12 +101,6 @@ std::string s3_encode(const std::string& key) {
 
 // ---- the shared moto instances ----------------------------------------------
 
-struct Moto {
-  std::unique_ptr<TestServer> server;
-  json credentials;  // moto_s3.py --credentials-out
-  std::string endpoint;
-};
-
 class MotoEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
@@ -118,7 +110,7 @@ class MotoEnvironment : public ::testing::Environment {
 
   // No auth enforced: public-models (public policy), private-models (no
   // policy: unsigned reads of its objects are refused), tiny-bucket.
-  const Moto& open() {
+  const MotoServer& open() {
     if (!open_) {
       json objects = json::array({
           {{"key", "pkg/config.json"}, {"text", kConfig}},
@@ -146,14 +138,14 @@ class MotoEnvironment : public ::testing::Environment {
              {"public", true},
              {"objects",
               {{{"key", "a.txt"}, {"text", "a"}}, {{"key", "b/c.txt"}, {"text", "bc"}}}}}}}};
-      open_ = start("open", setup, false);
+      open_ = start(setup, false);
     }
     return *open_;
   }
 
   // SigV4 and IAM enforced: private-models readable by user alice and session
   // reader; user mallory may do nothing on S3.
-  const Moto& secure() {
+  const MotoServer& secure() {
     if (!secure_) {
       json objects = json::array({
           {{"key", "pkg/secret.bin"}, {"text", kSecret}},
@@ -173,7 +165,7 @@ class MotoEnvironment : public ::testing::Environment {
              {"generate", {{{"prefix", "many/"}, {"count", kSecureManyKeys}}}}}}},
           {"users", {{{"name", "alice"}}, {{"name", "mallory"}, {"policy", deny_s3}}}},
           {"sessions", {{{"name", "reader"}}}}};
-      secure_ = start("secure", setup, true);
+      secure_ = start(setup, true);
     }
     return *secure_;
   }
@@ -183,22 +175,15 @@ class MotoEnvironment : public ::testing::Environment {
     return data_.write_file(name, bytes).string();
   }
 
-  std::unique_ptr<Moto> start(const std::string& name, const json& setup, bool auth) {
-    const fs::path setup_file = data_.write_file(name + "-setup.json", setup.dump());
-    const fs::path credentials_file = data_.path() / (name + "-credentials.json");
-    std::vector<std::string> args = {"--setup", setup_file.string(), "--credentials-out",
-                                     credentials_file.string(), "--min-part-size", "65536"};
-    if (auth) args.push_back("--auth");
-    auto moto = std::make_unique<Moto>();
-    moto->server = std::make_unique<TestServer>("moto_s3.py", args, Interpreter::path_python3);
-    moto->credentials = json::parse(TempDir::read_file(credentials_file));
-    moto->endpoint = moto->server->url();
-    return moto;
+  static std::unique_ptr<MotoServer> start(const json& setup, bool enforce_auth) {
+    // Small parts, so that multipart uploads of test-sized objects have several.
+    return std::make_unique<MotoServer>(setup, enforce_auth,
+                                        std::vector<std::string>{"--min-part-size", "65536"});
   }
 
   TempDir data_;
-  std::unique_ptr<Moto> open_;
-  std::unique_ptr<Moto> secure_;
+  std::unique_ptr<MotoServer> open_;
+  std::unique_ptr<MotoServer> secure_;
 };
 
 MotoEnvironment* const moto_environment = static_cast<MotoEnvironment*>(
@@ -206,48 +191,15 @@ MotoEnvironment* const moto_environment = static_cast<MotoEnvironment*>(
 
 // ---- environment ----------------------------------------------------------------
 
-// Sets and unsets variables for one test; each is restored when it ends.
-class EnvGuard {
- public:
-  void set(const std::string& name, std::optional<std::string> value) {
-    auto it = guards_.find(name);
-    if (it == guards_.end()) {
-      it = guards_.emplace(name, nullptr).first;
-      // The map's key outlives the guard, which keeps a pointer to it.
-      it->second = std::make_unique<ScopedEnv>(it->first.c_str(), std::move(value));
-    } else if (value) {
-      ::setenv(name.c_str(), value->c_str(), 1);
-    } else {
-      ::unsetenv(name.c_str());
-    }
-  }
-  void unset(const std::string& name) { set(name, std::nullopt); }
+// The runner's own AWS settings (keys, profiles, regions, endpoints, files)
+// must not reach a test.
+bool aws_variable(const std::string& name) { return name.rfind("AWS_", 0) == 0; }
 
- private:
-  std::map<std::string, std::unique_ptr<ScopedEnv>> guards_;
-};
-
-// Every AWS_* variable of the runner, and the few that name AWS files.
-std::set<std::string> aws_variables() {
-  std::set<std::string> names = {
-      "AWS_ACCESS_KEY_ID",  "AWS_SECRET_ACCESS_KEY",       "AWS_SESSION_TOKEN",
-      "AWS_SECURITY_TOKEN", "AWS_PROFILE",                 "AWS_DEFAULT_PROFILE",
-      "AWS_REGION",         "AWS_DEFAULT_REGION",          "AWS_CONFIG_FILE",
-      "AWS_SHARED_CREDENTIALS_FILE", "AWS_ENDPOINT_URL",   "AWS_ENDPOINT_URL_S3",
-      "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"};
-  for (char** e = environ; *e != nullptr; ++e) {
-    const std::string entry = *e;
-    if (entry.rfind("AWS_", 0) == 0) names.insert(entry.substr(0, entry.find('=')));
-  }
-  return names;
-}
-
-class S3TestBase : public ::testing::Test {
+class S3TestBase : public ::testing::Test, protected e2s::test::CacheFolder {
  protected:
   // `moto` is started (on first use) before the environment changes.
-  explicit S3TestBase(const Moto* moto = nullptr) : moto_(moto) {
-    for (const auto& name : aws_variables()) env_.unset(name);
-    if (moto_ != nullptr) env_.set("AWS_ENDPOINT_URL", moto_->endpoint);
+  explicit S3TestBase(const MotoServer* moto = nullptr) : moto_(moto), env_(aws_variable) {
+    if (moto_ != nullptr) env_.set("AWS_ENDPOINT_URL", moto_->endpoint());
     // No ~/.aws of the machine's user: HOME is an empty folder.
     env_.set("HOME", home_.path().string());
     for (const char* name : {"EARTH2STUDIO_OFFLINE", "http_proxy", "HTTP_PROXY", "https_proxy",
@@ -255,22 +207,6 @@ class S3TestBase : public ::testing::Test {
       env_.unset(name);
     }
   }
-
-  // Fast retries, and the cache in this test's folder (`sub` keeps roots apart).
-  e2s::PackageOptions options(const std::string& sub = "store") const {
-    e2s::PackageOptions o;
-    o.cache_options.cache_storage = cache_.path() / sub;
-    o.retry.initial_backoff = std::chrono::milliseconds(1);
-    o.retry.max_backoff = std::chrono::milliseconds(20);
-    return o;
-  }
-
-  // The cache's metadata record for `file_path` in storage folder `sub`.
-  json meta(const std::string& file_path, const std::string& sub = "store") const {
-    return e2s::test::cached_meta(cache_.path() / sub, file_path);
-  }
-
-  std::vector<fs::path> cached_files() const { return e2s::test::cached_files(cache_.path()); }
 
   // Every byte the cache wrote (data and metadata), for "no secret leaked" checks.
   std::string everything_cached() const {
@@ -297,10 +233,9 @@ class S3TestBase : public ::testing::Test {
     }
   }
 
-  const Moto* moto_;
+  const MotoServer* moto_;
   EnvGuard env_;
   TempDir home_;
-  TempDir cache_;
 };
 
 // ---- anonymous reads (moto without auth) --------------------------------------
@@ -338,13 +273,13 @@ TEST_F(S3OpenTest, BucketRootAndDeeperPrefixes) {
 TEST_F(S3OpenTest, EndpointUrlS3WinsOverEndpointUrl) {
   // The secure instance refuses unsigned requests, so reading works only
   // through the open one.
-  env_.set("AWS_ENDPOINT_URL", moto_environment->secure().endpoint);
+  env_.set("AWS_ENDPOINT_URL", moto_environment->secure().endpoint());
   {
     e2s::Package package("s3://public-models/pkg", options("a"));
     const auto e = error_of([&] { package.resolve("config.json"); });
     EXPECT_EQ(e.code(), e2s::Errc::unauthorized) << e.what();
   }
-  env_.set("AWS_ENDPOINT_URL_S3", moto_->endpoint);
+  env_.set("AWS_ENDPOINT_URL_S3", moto_->endpoint());
   e2s::Package package("s3://public-models/pkg", options("b"));
   EXPECT_EQ(TempDir::read_file(package.resolve("config.json")), kConfig);
 }
@@ -437,7 +372,7 @@ TEST_F(S3OpenTest, AwkwardKeyNamesListAnonymously) {
 
 TEST_F(S3OpenTest, MultipartObjectResolvesWithASizeCheck) {
   const std::string etag =
-      moto_->credentials.at("objects").at("public-models/pkg/multi.bin").at("etag");
+      moto_->credentials().at("objects").at("public-models/pkg/multi.bin").at("etag");
   ASSERT_TRUE(etag.size() > 4 && etag.substr(etag.size() - 3) == "-3\"") << etag;
   e2s::Package package("s3://public-models/pkg", options());
   EXPECT_EQ(TempDir::read_file(package.resolve("multi.bin")), multipart_bytes());
@@ -460,10 +395,10 @@ class S3SecureTest : public S3TestBase {
   S3SecureTest() : S3TestBase(&moto_environment->secure()) {}
 
   const json& user(const std::string& name) const {
-    return moto_->credentials.at("users").at(name);
+    return moto_->credentials().at("users").at(name);
   }
   const json& session(const std::string& name) const {
-    return moto_->credentials.at("sessions").at(name);
+    return moto_->credentials().at("sessions").at(name);
   }
 
   // Resolves pkg/secret.bin of private-models; "" when it worked, else the error.
@@ -671,10 +606,7 @@ class S3WireTest : public S3TestBase {
   }
 
   std::vector<json> all_requests() const {
-    std::vector<json> out;
-    const json stats = server_.stats();
-    for (const auto& request : stats.at("requests")) out.push_back(request);
-    return out;
+    return e2s::test::recorded_requests(server_);
   }
 
   // The region of the Credential scope of the first signed request.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <cstdint>
 #include <stdexcept>
@@ -104,6 +105,32 @@ nlohmann::json cached_meta(const fs::path& storage, const std::string& file_path
     if (data.value("file_path", "") == file_path) return data;
   }
   return nlohmann::json();
+}
+
+std::vector<nlohmann::json> recorded_requests(const nlohmann::json& stats) {
+  std::vector<nlohmann::json> out;
+  for (const auto& request : stats.at("requests")) out.push_back(request);
+  return out;
+}
+
+std::vector<nlohmann::json> recorded_requests(const TestServer& server) {
+  return recorded_requests(server.stats());
+}
+
+std::vector<nlohmann::json> recorded_requests(const TestServer& server, const std::string& host) {
+  std::vector<nlohmann::json> out;
+  for (auto& request : recorded_requests(server)) {
+    if (request.at("host") == host) out.push_back(std::move(request));
+  }
+  return out;
+}
+
+e2s::PackageOptions quick_retry_options(const fs::path& storage) {
+  e2s::PackageOptions o;
+  o.cache_options.cache_storage = storage;
+  o.retry.initial_backoff = std::chrono::milliseconds(1);
+  o.retry.max_backoff = std::chrono::milliseconds(20);
+  return o;
 }
 
 namespace {

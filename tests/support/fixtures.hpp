@@ -12,7 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "e2s/error.hpp"
+#include "e2s/options.hpp"
 #include "support/cli_runner.hpp"
+#include "support/temp_dir.hpp"
+#include "support/test_server.hpp"
 
 namespace e2s::test {
 
@@ -46,6 +49,39 @@ std::vector<std::filesystem::path> cached_files(const std::filesystem::path& cac
 // The metadata record (.e2s/meta/*.json) a cache storage folder keeps for
 // `file_path`, or null when there is none.
 nlohmann::json cached_meta(const std::filesystem::path& storage, const std::string& file_path);
+
+// Every request a loopback server recorded, in order: the "requests" of a
+// /_stats reply, or of `server`'s.
+std::vector<nlohmann::json> recorded_requests(const nlohmann::json& stats);
+std::vector<nlohmann::json> recorded_requests(const TestServer& server);
+// Only those to `host`, for the fakes that serve several ("hub" and "cdn";
+// "api", "auth" and "storage").
+std::vector<nlohmann::json> recorded_requests(const TestServer& server, const std::string& host);
+
+// Library options with the cache in `storage` and retries 1 ms apart (at
+// most 20 ms), so that tests of failures and retries cost no waiting.
+e2s::PackageOptions quick_retry_options(const std::filesystem::path& storage);
+
+// A library test's cache folder, each root's storage in a sub-folder `sub` of
+// it ("store" unless a test keeps several roots apart), for store fixtures to
+// inherit.
+class CacheFolder {
+ protected:
+  e2s::PackageOptions options(const std::string& sub = "store") const {
+    return quick_retry_options(cache_.path() / sub);
+  }
+
+  // The cache's metadata record for `file_path` in storage folder `sub`.
+  nlohmann::json meta(const std::string& file_path, const std::string& sub = "store") const {
+    return cached_meta(cache_.path() / sub, file_path);
+  }
+
+  std::vector<std::filesystem::path> cached_files() const {
+    return e2s::test::cached_files(cache_.path());
+  }
+
+  TempDir cache_;
+};
 
 // A plain GET of a fake's JSON route that TestServer does not wrap (/_info,
 // a JSON API). Throws std::runtime_error when the transfer fails; the HTTP

@@ -75,6 +75,9 @@ TestServer::TestServer(std::string script_name, std::vector<std::string> args,
 
   pid_ = ::fork();
   if (pid_ == 0) {
+    // A process group of its own, so that stop() also ends whatever the
+    // server started, which would otherwise outlive it.
+    ::setpgid(0, 0);
     ::dup2(in_pipe[0], STDIN_FILENO);
     ::dup2(out_pipe[1], STDOUT_FILENO);
     // libcurl's sockets are not close-on-exec: a server inheriting a kept-alive
@@ -87,6 +90,7 @@ TestServer::TestServer(std::string script_name, std::vector<std::string> args,
     }
     ::_exit(127);
   }
+  if (pid_ > 0) ::setpgid(pid_, pid_);  // also here: stop() may come before the child ran
   ::close(in_pipe[0]);
   ::close(out_pipe[1]);
   stdin_fd_ = in_pipe[1];
@@ -139,7 +143,7 @@ void TestServer::stop() noexcept {
   if (stdin_fd_ >= 0) ::close(stdin_fd_);  // the server exits on stdin EOF
   stdin_fd_ = -1;
   if (pid_ > 0) {
-    ::kill(pid_, SIGTERM);
+    ::kill(-pid_, SIGTERM);
     const auto deadline = std::chrono::steady_clock::now() + kExitGrace;
     int status = 0;
     pid_t done = 0;
@@ -148,7 +152,7 @@ void TestServer::stop() noexcept {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     if (done == 0) {
-      ::kill(pid_, SIGKILL);
+      ::kill(-pid_, SIGKILL);
       ::waitpid(pid_, &status, 0);
     }
   }

@@ -25,7 +25,8 @@ enum class Interpreter {
 // Starts `python3 <E2S_TEST_SERVERS_DIR>/<script_name> --port 0 <args...>` and
 // waits (up to 20 s) for its "PORT <n>" line. The child's stdin is a pipe held
 // by this object, so the server exits when the object is destroyed or the test
-// process dies, however abruptly. Throws std::runtime_error when the server
+// process dies, however abruptly; destruction also ends the server's process
+// group. Throws std::runtime_error when the server
 // cannot be started or does not report its port.
 //
 // The control helpers speak the API of http_server.py (/_stats, /_reset,
