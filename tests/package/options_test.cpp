@@ -18,7 +18,7 @@
 #include "e2s/log.hpp"
 #include "e2s/package.hpp"
 #include "support/fixtures.hpp"
-#include "support/scoped_env.hpp"
+#include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
