@@ -425,52 +425,40 @@ Client::Client(ClientOptions options) {
 
 Client::~Client() = default;
 
-Result Client::perform(const Request& request, const BodySink& sink) {
-  Result result;
-  if (auto problem = validate(request); !problem.empty()) {
-    result.detail = std::move(problem);
-    return result;
-  }
+namespace {
 
-  Slist header_list;
+// The strings of a request that curl points to while it runs.
+struct RequestText {
+  Slist headers;
+  std::string range;          // "begin-[end]", "" for the whole file
+  std::string aws_provider;   // CURLOPT_AWS_SIGV4, when signing
+  std::string aws_credentials;
+};
+
+RequestText request_text(const Request& request) {
+  RequestText text;
   for (const auto& header : request.headers) {
-    curl_slist* grown = curl_slist_append(header_list.get(), header.c_str());
+    curl_slist* grown = curl_slist_append(text.headers.get(), header.c_str());
     if (grown == nullptr) throw std::bad_alloc();
-    (void)header_list.release();
-    header_list.reset(grown);
+    (void)text.headers.release();
+    text.headers.reset(grown);
   }
-
-  std::string range;
   if (request.range_begin) {
-    range = std::to_string(*request.range_begin) + "-";
-    if (request.range_end) range += std::to_string(*request.range_end);
+    text.range = std::to_string(*request.range_begin) + "-";
+    if (request.range_end) text.range += std::to_string(*request.range_end);
   }
+  if (request.aws_sigv4) {
+    // Region and service are always spelt out: curl would otherwise guess
+    // them from the host name, wrongly for virtual-hosted buckets and IPs.
+    text.aws_provider = "aws:amz:" + request.aws_sigv4->region + ":" + request.aws_sigv4->service;
+    text.aws_credentials = request.aws_sigv4->access_key + ":" + request.aws_sigv4->secret_key;
+  }
+  return text;
+}
 
-  Transfer t;
-  t.sink = &sink;
-  t.on_response = &request.on_response;
-  t.response = &result.response;
-  t.follow_redirects = request.follow_redirects;
-
-  // Returns the handle to the pool on every exit path. Declared after
-  // header_list so that the handle is reset before the list it points to dies.
-  struct Lease {
-    Impl& impl;
-    EasyHandle handle;
-    // Only a handle whose transfer completed goes back to the pool: after
-    // some failures (a URL that does not parse, a host that does not
-    // resolve) libcurl 7.88.1 keeps the handle's receive buffer, and then
-    // refuses CURLOPT_BUFFERSIZE, hence every later request on that handle.
-    bool reusable = false;
-    ~Lease() {
-      if (reusable) impl.release(std::move(handle));
-    }
-    CURL* get() const { return handle.get(); }
-  } lease{*impl_, impl_->acquire()};
-  CURL* h = lease.get();
-  t.handle = h;
-  const ClientOptions& o = impl_->options;
-
+// Every option of one transfer on handle `h`; the first one curl refuses.
+CURLcode set_options(CURL* h, const Request& request, const RequestText& text, const ClientOptions& o,
+                     CURLSH* share, const std::string& agent, Transfer& t) {
   CURLcode setup = CURLE_OK;
   auto check = [&setup](CURLcode c) {
     if (setup == CURLE_OK) setup = c;
@@ -478,7 +466,7 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   check(curl_easy_setopt(h, CURLOPT_URL, request.url.c_str()));
   // curl_easy_reset keeps the share attached but resets the TLS session
   // limit that attaching sets; attaching again keeps the two consistent.
-  check(curl_easy_setopt(h, CURLOPT_SHARE, impl_->share));
+  check(curl_easy_setopt(h, CURLOPT_SHARE, share));
   check(curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L));
   check(curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, kAllowedProtocols));
   check(curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, kAllowedProtocols));
@@ -486,23 +474,18 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   check(curl_easy_setopt(h, CURLOPT_MAXREDIRS, kMaxRedirects));
   // CURLOPT_UNRESTRICTED_AUTH stays off: curl then drops our Authorization
   // header when a redirect leaves the original host, port or scheme.
-  check(curl_easy_setopt(h, CURLOPT_USERAGENT, impl_->agent.c_str()));
-  if (header_list) check(curl_easy_setopt(h, CURLOPT_HTTPHEADER, header_list.get()));
-  std::string aws_provider, aws_credentials;  // alive until curl_easy_perform returns
+  check(curl_easy_setopt(h, CURLOPT_USERAGENT, agent.c_str()));
+  if (text.headers) check(curl_easy_setopt(h, CURLOPT_HTTPHEADER, text.headers.get()));
   if (request.aws_sigv4) {
-    // Region and service are always spelt out: curl would otherwise guess
-    // them from the host name, wrongly for virtual-hosted buckets and IPs.
-    aws_provider = "aws:amz:" + request.aws_sigv4->region + ":" + request.aws_sigv4->service;
-    aws_credentials = request.aws_sigv4->access_key + ":" + request.aws_sigv4->secret_key;
-    check(curl_easy_setopt(h, CURLOPT_AWS_SIGV4, aws_provider.c_str()));
-    check(curl_easy_setopt(h, CURLOPT_USERPWD, aws_credentials.c_str()));
+    check(curl_easy_setopt(h, CURLOPT_AWS_SIGV4, text.aws_provider.c_str()));
+    check(curl_easy_setopt(h, CURLOPT_USERPWD, text.aws_credentials.c_str()));
   }
   if (request.method == "HEAD") {
     check(curl_easy_setopt(h, CURLOPT_NOBODY, 1L));
   } else {
     check(curl_easy_setopt(h, CURLOPT_HTTPGET, 1L));
   }
-  if (!range.empty()) check(curl_easy_setopt(h, CURLOPT_RANGE, range.c_str()));
+  if (!text.range.empty()) check(curl_easy_setopt(h, CURLOPT_RANGE, text.range.c_str()));
   // No overall limit: a transfer that keeps the minimum rate is alive however
   // long the file takes. The stall check below bounds everything else.
   const auto connect_timeout =
@@ -530,6 +513,71 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   check(curl_easy_setopt(h, CURLOPT_HEADERDATA, &t));
   check(curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &write_callback));
   check(curl_easy_setopt(h, CURLOPT_WRITEDATA, &t));
+  return setup;
+}
+
+// Why a transfer that curl ended with `code` failed, in words for the user.
+void describe_failure(CURLcode code, const Transfer& t, const ClientOptions& o, Result& result) {
+  result.detail = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
+                                            : std::string(curl_easy_strerror(code));
+  if (t.sink_refused) result.detail = "the body sink stopped the transfer";
+  if (t.response_refused) result.detail = "the response was rejected by the caller";
+  if (!t.refused_redirect.empty()) result.detail = t.refused_redirect;
+  if (code == CURLE_OUT_OF_MEMORY && result.transport == Transport::protocol)
+    result.detail = "the server sent an oversized header (a header line over libcurl's 100 KiB limit)";
+  if (code == CURLE_WEIRD_SERVER_REPLY)
+    result.detail = std::string("the server's reply is not valid HTTP (") +
+                    (t.error_buffer[0] != '\0' ? t.error_buffer : curl_easy_strerror(code)) + ")";
+  if (t.stalled == Transfer::Stall::silent)
+    result.detail = "no data received for " + seconds_text(o.stall_window) + " (stall timeout)";
+  if (t.stalled == Transfer::Stall::slow)
+    result.detail = "less than " + std::to_string(o.min_rate) + " bytes/s received over " +
+                    seconds_text(o.stall_window) + " (stall timeout)";
+  // curl says "error setting certificate file" for a missing file, a folder
+  // and a file without PEM certificates alike.
+  if (code == CURLE_SSL_CACERT_BADFILE && !o.ca_bundle.empty())
+    result.detail = "cannot load the CA bundle " + o.ca_bundle.string() +
+                    ": missing, unreadable or without PEM certificates";
+}
+
+}  // namespace
+
+Result Client::perform(const Request& request, const BodySink& sink) {
+  Result result;
+  if (auto problem = validate(request); !problem.empty()) {
+    result.detail = std::move(problem);
+    return result;
+  }
+
+  // What curl keeps pointers to until the transfer ends.
+  const RequestText text = request_text(request);
+
+  Transfer t;
+  t.sink = &sink;
+  t.on_response = &request.on_response;
+  t.response = &result.response;
+  t.follow_redirects = request.follow_redirects;
+
+  // Returns the handle to the pool on every exit path. Declared after
+  // `text` so that the handle is reset before the strings it points to die.
+  struct Lease {
+    Impl& impl;
+    EasyHandle handle;
+    // Only a handle whose transfer completed goes back to the pool: after
+    // some failures (a URL that does not parse, a host that does not
+    // resolve) libcurl 7.88.1 keeps the handle's receive buffer, and then
+    // refuses CURLOPT_BUFFERSIZE, hence every later request on that handle.
+    bool reusable = false;
+    ~Lease() {
+      if (reusable) impl.release(std::move(handle));
+    }
+    CURL* get() const { return handle.get(); }
+  } lease{*impl_, impl_->acquire()};
+  CURL* h = lease.get();
+  t.handle = h;
+  const ClientOptions& o = impl_->options;
+
+  const CURLcode setup = set_options(h, request, text, o, impl_->share, impl_->agent, t);
   if (setup != CURLE_OK) {
     result.detail = std::string("libcurl rejected an option: ") + curl_easy_strerror(setup);
     return result;
@@ -567,28 +615,7 @@ Result Client::perform(const Request& request, const BodySink& sink) {
     result.detail = "the response was rejected by the caller";
     return result;
   }
-  if (code != CURLE_OK) {
-    result.detail = t.error_buffer[0] != '\0' ? std::string(t.error_buffer)
-                                              : std::string(curl_easy_strerror(code));
-    if (t.sink_refused) result.detail = "the body sink stopped the transfer";
-    if (t.response_refused) result.detail = "the response was rejected by the caller";
-    if (!t.refused_redirect.empty()) result.detail = t.refused_redirect;
-    if (code == CURLE_OUT_OF_MEMORY && result.transport == Transport::protocol)
-      result.detail = "the server sent an oversized header (a header line over libcurl's 100 KiB limit)";
-    if (code == CURLE_WEIRD_SERVER_REPLY)
-      result.detail = std::string("the server's reply is not valid HTTP (") +
-                      (t.error_buffer[0] != '\0' ? t.error_buffer : curl_easy_strerror(code)) + ")";
-    if (t.stalled == Transfer::Stall::silent)
-      result.detail = "no data received for " + seconds_text(o.stall_window) + " (stall timeout)";
-    if (t.stalled == Transfer::Stall::slow)
-      result.detail = "less than " + std::to_string(o.min_rate) + " bytes/s received over " +
-                      seconds_text(o.stall_window) + " (stall timeout)";
-    // curl says "error setting certificate file" for a missing file, a folder
-    // and a file without PEM certificates alike.
-    if (code == CURLE_SSL_CACERT_BADFILE && !o.ca_bundle.empty())
-      result.detail = "cannot load the CA bundle " + o.ca_bundle.string() +
-                      ": missing, unreadable or without PEM certificates";
-  }
+  if (code != CURLE_OK) describe_failure(code, t, o, result);
   return result;
 }
 
