@@ -166,6 +166,8 @@ std::string label(Verdict verdict) {
   return "ok";
 }
 
+// Longer than most: one pass over the inventory that hashes, reports and
+// (with --remove) removes, so that a file is read once and judged once.
 int run_verify(const std::filesystem::path& cache_root, const std::string& root, bool remove, bool quiet) {
   const Inventory inventory = scan(cache_root, /*warn_damaged=*/!root.empty());
   std::vector<const CachedPackage*> packages;

@@ -154,6 +154,8 @@ int run_ls(const GlobalOptions& global, const std::string& root) {
 
 }  // namespace
 
+// Longer than most: CLI11 declares every subcommand and option in one
+// scope, and `--help` follows the order written here.
 int main(int argc, char** argv) {
   // A file-size limit (ulimit -f) must end a download with a clear error and
   // its temp file removed, not kill the process mid-write.

@@ -431,6 +431,8 @@ std::map<std::string, Tensor> load_npz(const fs::path& file) {
 
 namespace detail {
 
+// Longer than most: libarchive's read loop holds the bounds (entries, total
+// bytes, each member's size) beside the reads they bound.
 std::map<std::string, Tensor> load_npz(const fs::path& file, std::uint64_t max_total_bytes) {
   const std::string where = file.string();
   const auto opened = open_file(file, ".npz file");

@@ -10,6 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -51,8 +52,100 @@ struct Entry {
   std::uint64_t end;
 };
 
+// Builds the error a malformed file gets, naming the file.
+using Complaint = std::function<Error(const std::string& what)>;
+
+// One tensor's description in the header (`key`: its name), checked against
+// the data section's size.
+Entry parse_entry(const std::string& key, const json& value, std::uint64_t data_size, const Complaint& bad,
+                  const std::string& where) {
+  const std::string tensor = "tensor " + detail::quoted(key);
+  if (!value.is_object()) throw bad(tensor + " is not described by an object");
+
+  const auto dtype_field = value.find("dtype");
+  if (dtype_field == value.end() || !dtype_field->is_string())
+    throw bad(tensor + " has no dtype");
+  const auto& dtype_text = dtype_field->get_ref<const std::string&>();
+  const auto dtype = parse_dtype(dtype_text);
+  if (!dtype) {
+    throw Error(Errc::unsupported,
+                "cannot read the safetensors file " + where + ": " + tensor + " has dtype " +
+                    detail::quoted(dtype_text) +
+                    ", which e2s does not read (BOOL, U8-U64, I8-I64, F16, BF16, F32, F64)",
+                where);
+  }
+
+  const auto shape_field = value.find("shape");
+  if (shape_field == value.end() || !shape_field->is_array()) throw bad(tensor + " has no shape");
+  std::vector<std::int64_t> shape;
+  for (const auto& dim : *shape_field) {
+    if (dim.is_number_unsigned()) {
+      if (dim.get<std::uint64_t>() > std::uint64_t{std::numeric_limits<std::int64_t>::max()}) {
+        throw bad(tensor + " has a dimension too large");
+      }
+      shape.push_back(dim.get<std::int64_t>());
+    } else if (dim.is_number_integer()) {
+      throw bad(tensor + " has a negative dimension");
+    } else {
+      throw bad(tensor + " has a dimension that is not an integer");
+    }
+  }
+
+  const auto offsets = value.find("data_offsets");
+  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
+    throw bad(tensor + " has no data_offsets [begin, end] of two non-negative integers");
+  }
+  const auto begin = (*offsets)[0].get<std::uint64_t>();
+  const auto end = (*offsets)[1].get<std::uint64_t>();
+  if (begin > end || end > data_size) {
+    throw bad(tensor + " has data_offsets [" + std::to_string(begin) + ", " +
+              std::to_string(end) + "] outside the " + std::to_string(data_size) +
+              "-byte data section");
+  }
+  const std::size_t item = dtype_size(*dtype);
+  const auto count = detail::element_count(shape, item);
+  if (!count)
+    throw bad(tensor + " has shape " + detail::shape_string(shape) + ", which overflows");
+  if (std::uint64_t{*count} * item != end - begin) {
+    throw bad(tensor + " has shape " + detail::shape_string(shape) + " of " +
+              std::string(dtype_name(*dtype)) + " (" + std::to_string(*count * item) +
+              " bytes) but data_offsets of " + std::to_string(end - begin) + " bytes");
+  }
+  return {key, *dtype, std::move(shape), begin, end};
+}
+
+// Sorts `entries` by offset and checks that they tile the data section.
+void check_tiling(std::vector<Entry>& entries, std::uint64_t data_size, const Complaint& bad) {
+  // As the reference implementation: the tensors tile the data section,
+  // without overlaps (one tensor's bytes read as another's) or gaps.
+  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
+  });
+  std::uint64_t covered = 0;
+  const Entry* previous = nullptr;
+  for (const Entry& entry : entries) {
+    if (entry.begin < covered) {
+      throw bad("tensor " + detail::quoted(entry.name) + " overlaps tensor " +
+                detail::quoted(previous->name));
+    }
+    if (entry.begin > covered) {
+      throw bad(std::to_string(entry.begin - covered) + " unused bytes before tensor " +
+                detail::quoted(entry.name));
+    }
+    covered = entry.end;
+    previous = &entry;
+  }
+  if (covered != data_size) {
+    throw bad(std::to_string(data_size - covered) + " bytes after the last tensor's data");
+  }
+}
+
 }  // namespace
 
+// Longer than most: the file is mapped and its header checked in one place,
+// because every tensor shares the mapping that starts here and each check
+// sits beside the byte it guards (parse_entry and check_tiling do the rest).
 SafeTensors SafeTensors::open(const fs::path& file) {
   const std::string where = file.string();
   const auto bad = [&](const std::string& what) {
@@ -126,84 +219,10 @@ SafeTensors SafeTensors::open(const fs::path& file) {
       }
       continue;
     }
-    const std::string tensor = "tensor " + detail::quoted(key);
-    if (!value.is_object()) throw bad(tensor + " is not described by an object");
-
-    const auto dtype_field = value.find("dtype");
-    if (dtype_field == value.end() || !dtype_field->is_string())
-      throw bad(tensor + " has no dtype");
-    const auto& dtype_text = dtype_field->get_ref<const std::string&>();
-    const auto dtype = parse_dtype(dtype_text);
-    if (!dtype) {
-      throw Error(Errc::unsupported,
-                  "cannot read the safetensors file " + where + ": " + tensor + " has dtype " +
-                      detail::quoted(dtype_text) +
-                      ", which e2s does not read (BOOL, U8-U64, I8-I64, F16, BF16, F32, F64)",
-                  where);
-    }
-
-    const auto shape_field = value.find("shape");
-    if (shape_field == value.end() || !shape_field->is_array()) throw bad(tensor + " has no shape");
-    std::vector<std::int64_t> shape;
-    for (const auto& dim : *shape_field) {
-      if (dim.is_number_unsigned()) {
-        if (dim.get<std::uint64_t>() > std::uint64_t{std::numeric_limits<std::int64_t>::max()}) {
-          throw bad(tensor + " has a dimension too large");
-        }
-        shape.push_back(dim.get<std::int64_t>());
-      } else if (dim.is_number_integer()) {
-        throw bad(tensor + " has a negative dimension");
-      } else {
-        throw bad(tensor + " has a dimension that is not an integer");
-      }
-    }
-
-    const auto offsets = value.find("data_offsets");
-    if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-        !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-      throw bad(tensor + " has no data_offsets [begin, end] of two non-negative integers");
-    }
-    const auto begin = (*offsets)[0].get<std::uint64_t>();
-    const auto end = (*offsets)[1].get<std::uint64_t>();
-    if (begin > end || end > data_size) {
-      throw bad(tensor + " has data_offsets [" + std::to_string(begin) + ", " +
-                std::to_string(end) + "] outside the " + std::to_string(data_size) +
-                "-byte data section");
-    }
-    const std::size_t item = dtype_size(*dtype);
-    const auto count = detail::element_count(shape, item);
-    if (!count)
-      throw bad(tensor + " has shape " + detail::shape_string(shape) + ", which overflows");
-    if (std::uint64_t{*count} * item != end - begin) {
-      throw bad(tensor + " has shape " + detail::shape_string(shape) + " of " +
-                std::string(dtype_name(*dtype)) + " (" + std::to_string(*count * item) +
-                " bytes) but data_offsets of " + std::to_string(end - begin) + " bytes");
-    }
-    entries.push_back({key, *dtype, std::move(shape), begin, end});
+    entries.push_back(parse_entry(key, value, data_size, bad, where));
   }
 
-  // As the reference implementation: the tensors tile the data section,
-  // without overlaps (one tensor's bytes read as another's) or gaps.
-  std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-    return std::tie(a.begin, a.end) < std::tie(b.begin, b.end);
-  });
-  std::uint64_t covered = 0;
-  const Entry* previous = nullptr;
-  for (const Entry& entry : entries) {
-    if (entry.begin < covered) {
-      throw bad("tensor " + detail::quoted(entry.name) + " overlaps tensor " +
-                detail::quoted(previous->name));
-    }
-    if (entry.begin > covered) {
-      throw bad(std::to_string(entry.begin - covered) + " unused bytes before tensor " +
-                detail::quoted(entry.name));
-    }
-    covered = entry.end;
-    previous = &entry;
-  }
-  if (covered != data_size) {
-    throw bad(std::to_string(data_size - covered) + " bytes after the last tensor's data");
-  }
+  check_tiling(entries, data_size, bad);
 
   for (Entry& entry : entries) {
     std::span<const std::byte> bytes(data + entry.begin, entry.end - entry.begin);

@@ -508,6 +508,8 @@ int rename_with(int from_folder, const char* from, int to_folder, const char* to
 
 }  // namespace
 
+// Longer than most: the checks and the rename that follows them must stay
+// in one sequence, as each step's safety rests on the one before.
 fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
   fs::path path = final_path(entry.key, entry.file_path);
   const fs::path relative = path.lexically_relative(storage_);

@@ -448,6 +448,9 @@ void check_hf_segment(std::string_view segment, std::string_view what, const Roo
   }
 }
 
+// Longer than most: it reads an hf:// root left to right, type prefix,
+// namespace, name, revision, sub-folder, as huggingface_hub's grammar has
+// them, each rule next to the part it checks.
 Location parse_hf(std::string_view root, std::string_view rest, const RootParser& parser) {
   Location location;
   location.scheme = Scheme::hf;
