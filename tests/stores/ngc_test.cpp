@@ -427,6 +427,18 @@ TEST_F(NgcTest, KeyIsExchangedForATokenWithTheOrgScope) {
   EXPECT_FALSE(contains(api[0].dump(), kKey));
 }
 
+TEST_F(NgcTest, AKeyGivenInCodeWinsOverTheEnvironment) {
+  ScopedEnv key("NGC_CLI_API_KEY", kOtherKey);  // has no access to acme
+  e2s::PackageOptions o = options();
+  o.ngc.api_key = kKey;
+  e2s::Package package(kSecret, o);
+  EXPECT_EQ(TempDir::read_file(package.resolve("secret.txt")), "secret\n");
+  const auto auth = requests("auth");
+  ASSERT_EQ(auth.size(), 1u);
+  EXPECT_EQ(auth[0].at("headers").value("authorization", ""),
+            "Basic " + base64(std::string("$oauthtoken:") + kKey));
+}
+
 TEST_F(NgcTest, TeamModelTokenCarriesOrgAndTeamScopes) {
   ScopedEnv key("NGC_CLI_API_KEY", kKey);
   e2s::Package package("ngc://models/acme/research/tsecret@1", options());

@@ -451,6 +451,33 @@ TEST_F(S3SecureTest, ProfileFromASharedCredentialsFile) {
   EXPECT_EQ(try_secret("b"), "");
 }
 
+TEST_F(S3SecureTest, KeysGivenInCodeWinOverTheEnvironment) {
+  env_.set("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1");
+  env_.set("AWS_SECRET_ACCESS_KEY", "wrong");
+  e2s::PackageOptions o = options();
+  o.s3.access_key_id = user("alice").at("access_key_id").get<std::string>();
+  o.s3.secret_access_key = user("alice").at("secret_access_key").get<std::string>();
+  e2s::Package package("s3://private-models/pkg", o);
+  EXPECT_EQ(TempDir::read_file(package.resolve("secret.bin")), kSecret);
+}
+
+TEST_F(S3SecureTest, AProfileGivenInCodeIsReadInsteadOfTheEnvironmentsKeys) {
+  const std::string file = home_
+                               .write_file("tenant/credentials",
+                                           "[tenant]\naws_access_key_id = " +
+                                               user("alice").at("access_key_id").get<std::string>() +
+                                               "\naws_secret_access_key = " +
+                                               user("alice").at("secret_access_key").get<std::string>() + "\n")
+                               .string();
+  env_.set("AWS_SHARED_CREDENTIALS_FILE", file);
+  env_.set("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1");
+  env_.set("AWS_SECRET_ACCESS_KEY", "wrong");
+  e2s::PackageOptions o = options();
+  o.s3.profile = "tenant";
+  e2s::Package package("s3://private-models/pkg", o);
+  EXPECT_EQ(TempDir::read_file(package.resolve("secret.bin")), kSecret);
+}
+
 TEST_F(S3SecureTest, DefaultCredentialsFileUnderHome) {
   home_.write_file(".aws/credentials",
                    "# written by the test\n[default]\naws_access_key_id = " +
