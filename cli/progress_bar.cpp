@@ -2,20 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+
+#include "util/text.hpp"
 
 namespace e2s::cli {
-
-std::string human_bytes(double bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024.0 && unit < 4) {
-    bytes /= 1024.0;
-    ++unit;
-  }
-  char text[32];
-  std::snprintf(text, sizeof text, unit == 0 ? "%.0f %s" : "%.1f %s", bytes, kUnits[unit]);
-  return text;
-}
 
 namespace {
 
@@ -71,7 +62,7 @@ void ProgressBar::draw(bool force) {
                                          : std::to_string(finished).append("/").append(
                                                std::to_string(files_.size())).append(" files");
   std::string bar, eta;
-  std::string amounts = human_bytes(static_cast<double>(done));
+  std::string amounts = detail::human_bytes(done);
   if (all_sized && total > 0) {
     constexpr int kWidth = 24;
     const double fraction = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
@@ -82,13 +73,13 @@ void ProgressBar::draw(bool force) {
     // "literal" + std::string.
     bar.append("[").append(static_cast<std::size_t>(filled), '#');
     bar.append(static_cast<std::size_t>(kWidth - filled), '.').append("] ").append(percent);
-    amounts.append("/").append(human_bytes(static_cast<double>(total)));
+    amounts.append("/").append(detail::human_bytes(total));
     if (rate > 0 && done < total) {
       eta.append(" ETA ").append(human_duration(static_cast<double>(total - done) / rate));
     }
   }
   std::fprintf(out_, "\r\033[K%s %s%s  %s/s%s", label.c_str(), bar.c_str(), amounts.c_str(),
-               human_bytes(rate).c_str(), eta.c_str());
+               detail::human_bytes(static_cast<std::uint64_t>(rate)).c_str(), eta.c_str());
   std::fflush(out_);
 }
 

@@ -47,7 +47,4 @@ class ProgressBar {
   bool drawn_ = false;
 };
 
-// "12.3 MiB"
-std::string human_bytes(double bytes);
-
 }  // namespace e2s::cli

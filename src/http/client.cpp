@@ -197,7 +197,7 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
   t.last_progress = Transfer::Clock::now();
   t.received += n;
   try {
-    if (t.block_status >= 200 && t.block_status < 300) {
+    if (is_2xx(t.block_status)) {
       if (!announce_response(t)) return 0;
       // Without a sink the body is discarded but still counted, so a caller
       // can measure a body without keeping it.
@@ -608,7 +608,7 @@ Result Client::perform(const Request& request, const BodySink& sink) {
                     ", which HTTP does not have";
     return result;
   }
-  const bool success = result.response.status >= 200 && result.response.status < 300;
+  const bool success = is_2xx(result.response.status);
   if (code == CURLE_OK && success && !t.response_announced && !announce_response(t)) {
     // A 2xx without body bytes (HEAD, empty file) is announced only now.
     result.transport = Transport::aborted;

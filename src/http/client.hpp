@@ -130,4 +130,12 @@ std::optional<std::uint64_t> parse_decimal(std::string_view text);
 // "e2s/<version> libcurl/<version>"
 std::string user_agent();
 
+// A final 2xx status: the request did what it asked.
+inline bool is_2xx(int status) { return status >= 200 && status < 300; }
+
+// A transfer that completed with a 2xx response.
+inline bool is_success(const Result& result) {
+  return result.transport == Transport::ok && is_2xx(result.response.status);
+}
+
 }  // namespace e2s::detail::http

@@ -109,7 +109,7 @@ class HfStore final : public Store {
           continue;
         }
         download_url = absolute_location(location, uri, status);
-      } else if (status >= 200 && status < 300) {
+      } else if (http::is_2xx(status)) {
         download_url = url;
       } else {
         throw error_for(result, uri, attempts);

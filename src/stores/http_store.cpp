@@ -30,7 +30,7 @@ class HttpStore final : public Store {
     if (result.transport != http::Transport::ok) throw error_for(result, uri, attempts);
     const int status = result.response.status;
     if (status == 304) return true;
-    if (status >= 200 && status < 300) {
+    if (http::is_2xx(status)) {
       return unquote_etag(result.response.header("etag")) == cached.etag &&
              http::parse_decimal(result.response.header("content-length")).value_or(cached.size) ==
                  cached.size;

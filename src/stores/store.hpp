@@ -44,8 +44,7 @@ struct TextReply {
   std::string body;  // of the final 2xx response
   int attempts = 0;
   bool ok() const {
-    return result.transport == http::Transport::ok && result.response.status >= 200 &&
-           result.response.status < 300;
+    return http::is_success(result);
   }
 };
 

@@ -337,9 +337,8 @@ class ParallelDownload {
       const std::uint64_t until = plan_.written_until(hashed_);
       while (hashed_ < until) {
         const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(block.size(), until - hashed_));
-        const ssize_t n = ::pread(fd_, block.data(), want, static_cast<off_t>(hashed_));
+        const ssize_t n = pread_some(fd_, block.data(), want, static_cast<off_t>(hashed_));
         if (n <= 0) {
-          if (n < 0 && errno == EINTR) continue;
           fail(Error(Errc::io, "cannot read back " + temp_path_.string() + " to hash it: " +
                                    errno_text(n < 0 ? errno : EIO),
                      file_.uri));

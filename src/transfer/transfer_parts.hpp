@@ -162,10 +162,7 @@ class StreamHashes {
 inline bool is_expired(int status) { return status == 401 || status == 403 || status == 410; }
 inline constexpr int kMaxRenewals = 3;
 
-inline bool is_success(const http::Result& result) {
-  return result.transport == http::Transport::ok && result.response.status >= 200 &&
-         result.response.status < 300;
-}
+using http::is_success;
 
 // Holds one of the package's connection slots for the duration of a request.
 class SlotGuard {

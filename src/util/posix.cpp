@@ -34,6 +34,13 @@ ssize_t read_some(int fd, void* buffer, std::size_t size) noexcept {
   }
 }
 
+ssize_t pread_some(int fd, void* buffer, std::size_t size, off_t offset) noexcept {
+  for (;;) {
+    const ssize_t n = ::pread(fd, buffer, size, offset);
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
 bool write_all(int fd, const void* data, std::size_t size) noexcept {
   const char* bytes = static_cast<const char*>(data);
   std::size_t done = 0;

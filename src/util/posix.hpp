@@ -29,9 +29,10 @@ class UniqueFd {
   int fd_;
 };
 
-// read(2), started again when a signal interrupts it: the bytes read (0 at
-// the end of the file), or -1 with errno set.
+// read(2) and pread(2), started again when a signal interrupts them: the
+// bytes read (0 at the end of the file), or -1 with errno set.
 ssize_t read_some(int fd, void* buffer, std::size_t size) noexcept;
+ssize_t pread_some(int fd, void* buffer, std::size_t size, off_t offset) noexcept;
 
 // Writes all `size` bytes (at `offset` for pwrite_all), however many calls
 // it takes; false with errno set when one fails.
