@@ -16,7 +16,7 @@
 #include "cache/layout.hpp"
 #include "e2s/error.hpp"
 #include "util/text.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 #include "util/posix.hpp"
 #include "log.hpp"
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "e2s/error.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 #include "util/posix.hpp"
 
 namespace e2s::detail {

@@ -20,7 +20,7 @@
 #include "cache/folder.hpp"
 #include "cache/layout.hpp"
 #include "e2s/error.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 #include "uri/location.hpp"
 #include "util/posix.hpp"
 #include "util/text.hpp"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 
 namespace e2s::detail::layout {
 namespace {

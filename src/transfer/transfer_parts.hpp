@@ -24,7 +24,7 @@
 #include "http/errors.hpp"
 #include "util/text.hpp"
 #include "transfer/download.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 #include "log.hpp"
 
 namespace e2s::detail::transfer_parts {

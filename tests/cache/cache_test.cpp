@@ -10,7 +10,7 @@
 
 #include "e2s/error.hpp"
 #include "support/temp_dir.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 
 namespace e2s::detail {
 namespace {

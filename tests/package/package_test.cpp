@@ -18,7 +18,7 @@
 #include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 
 namespace {
 

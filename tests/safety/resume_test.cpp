@@ -32,7 +32,7 @@
 #include "support/env_guard.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 
 namespace {
 

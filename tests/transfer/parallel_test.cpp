@@ -13,7 +13,7 @@
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "transfer/download.hpp"
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 
 namespace e2s::detail {
 namespace {

@@ -1,4 +1,4 @@
-#include "transfer/hash.hpp"
+#include "util/hash.hpp"
 
 #include <openssl/evp.h>
 

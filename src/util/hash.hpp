@@ -1,4 +1,5 @@
-// Streaming digests (OpenSSL EVP) for verifying downloads as they arrive.
+// Streaming digests (OpenSSL EVP): downloads are verified as they arrive,
+// and cached files when they are read back.
 #pragma once
 
 #include <cstddef>
