@@ -159,18 +159,4 @@ std::optional<Folder> Folder::open(const fs::path& storage, const fs::path& rela
   return folder;
 }
 
-Folder::~Folder() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Folder::Folder(Folder&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-
-Folder& Folder::operator=(Folder&& other) noexcept {
-  if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-  }
-  return *this;
-}
-
 }  // namespace e2s::detail

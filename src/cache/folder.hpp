@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include "util/posix.hpp"
+
 namespace e2s::detail {
 
 // A suffix for temp names that no other process or thread is using:
@@ -42,17 +44,11 @@ class Folder {
   static std::optional<Folder> open(const std::filesystem::path& storage,
                                     const std::filesystem::path& relative, bool create);
 
-  ~Folder();
-  Folder(Folder&& other) noexcept;
-  Folder& operator=(Folder&& other) noexcept;
-  Folder(const Folder&) = delete;
-  Folder& operator=(const Folder&) = delete;
-
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return fd_.get(); }
 
  private:
   explicit Folder(int fd) : fd_(fd) {}
-  int fd_ = -1;
+  UniqueFd fd_;
 };
 
 }  // namespace e2s::detail

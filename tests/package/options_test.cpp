@@ -17,8 +17,8 @@
 #include "e2s/error.hpp"
 #include "e2s/log.hpp"
 #include "e2s/package.hpp"
-#include "support/fixtures.hpp"
 #include "support/env_guard.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -33,13 +33,7 @@ using json = nlohmann::json;
 
 constexpr char kToken[] = "hf_in_code_token";
 
-e2s::PackageOptions fast(const fs::path& storage) {
-  e2s::PackageOptions o;
-  o.cache_options.cache_storage = storage;
-  o.retry.initial_backoff = std::chrono::milliseconds(1);
-  o.retry.max_backoff = std::chrono::milliseconds(20);
-  return o;
-}
+using e2s::test::quick_retry_options;
 
 std::size_t gets_of(const TestServer& server, const std::string& path_part) {
   std::size_t count = 0;
@@ -66,7 +60,7 @@ class HttpOptionsTest : public ::testing::Test {
 
 TEST_F(HttpOptionsTest, TheClockGivenDecidesWhenACachedFileExpires) {
   auto now = std::chrono::system_clock::now();
-  e2s::PackageOptions o = fast(cache_.path() / "store");
+  e2s::PackageOptions o = quick_retry_options(cache_.path() / "store");
   o.cache_options.expiry_time = std::chrono::hours(1);
   o.clock = [&now] { return now; };
   {
@@ -94,8 +88,8 @@ TEST_F(HttpOptionsTest, TheCacheRootGivenWinsOverTheEnvironment) {
   EXPECT_TRUE(fs::is_empty(elsewhere.path()));
 }
 
-TEST_F(HttpOptionsTest, ReadersUseTheBlockSizeGivenAndReadEveryByte) {
-  e2s::PackageOptions o = fast(cache_.path() / "store");
+TEST_F(HttpOptionsTest, ATinyBlockSizeStillReadsEveryByte) {
+  e2s::PackageOptions o = quick_retry_options(cache_.path() / "store");
   o.block_size = 7;
   e2s::Package package(server_.url("/pkg"), o);
   auto in = package.open("weights.bin");
@@ -112,7 +106,7 @@ TEST_F(HttpOptionsTest, ALogHandlerReceivesTheLinesAndCanSilenceThem) {
         if (level == e2s::LogLevel::debug) lines.emplace_back(message);
       },
       e2s::LogLevel::debug);
-  e2s::Package(server_.url("/pkg"), fast(cache_.path() / "a")).resolve("weights.bin");
+  e2s::Package(server_.url("/pkg"), quick_retry_options(cache_.path() / "a")).resolve("weights.bin");
   {
     std::lock_guard lock(mutex);
     ASSERT_FALSE(lines.empty());
@@ -123,7 +117,7 @@ TEST_F(HttpOptionsTest, ALogHandlerReceivesTheLinesAndCanSilenceThem) {
   }
   std::atomic<int> calls{0};
   e2s::set_log_handler([&](e2s::LogLevel, std::string_view) { ++calls; }, e2s::LogLevel::off);
-  e2s::Package(server_.url("/pkg"), fast(cache_.path() / "b")).resolve("weights.bin");
+  e2s::Package(server_.url("/pkg"), quick_retry_options(cache_.path() / "b")).resolve("weights.bin");
   EXPECT_EQ(calls.load(), 0);
 }
 
@@ -150,7 +144,7 @@ class HubOptionsTest : public ::testing::Test {
 };
 
 TEST_F(HubOptionsTest, TheEndpointAndTokenGivenInCodeWinOverTheEnvironment) {
-  e2s::PackageOptions o = fast(cache_.path() / "store");
+  e2s::PackageOptions o = quick_retry_options(cache_.path() / "store");
   o.hf.endpoint = hub_.url();
   o.hf.token = kToken;
   e2s::Package package("hf://acme/private", o);
@@ -158,7 +152,7 @@ TEST_F(HubOptionsTest, TheEndpointAndTokenGivenInCodeWinOverTheEnvironment) {
 }
 
 TEST_F(HubOptionsTest, AnEmptyTokenInCodeSendsNone) {
-  e2s::PackageOptions o = fast(cache_.path() / "store");
+  e2s::PackageOptions o = quick_retry_options(cache_.path() / "store");
   o.hf.endpoint = hub_.url();
   o.hf.token = "";
   const e2s::Error e = e2s::test::error_of([&] { e2s::Package("hf://acme/private", o).resolve("secret.txt"); });

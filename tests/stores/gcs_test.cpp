@@ -130,6 +130,14 @@ class GcsTest : public ::testing::Test, protected e2s::test::CacheFolder {
 
 // ---- resolving -------------------------------------------------------------
 
+TEST_F(GcsTest, TheEndpointGivenInCodeWinsOverTheEnvironment) {
+  env_.set("STORAGE_EMULATOR_HOST", "127.0.0.1:9");  // nothing listens there
+  e2s::PackageOptions o = options();
+  o.gcs.endpoint = server_.url();
+  e2s::Package package("gs://models/pkg", o);
+  EXPECT_EQ(TempDir::read_file(package.resolve("config.json")), kConfig);
+}
+
 TEST_F(GcsTest, ResolvesThroughAnEmulatorHostWithoutScheme) {
   e2s::Package package("gs://models/pkg", options());
   const fs::path config = package.resolve("config.json");

@@ -451,10 +451,12 @@ TEST_F(S3SecureTest, ProfileFromASharedCredentialsFile) {
   EXPECT_EQ(try_secret("b"), "");
 }
 
-TEST_F(S3SecureTest, KeysGivenInCodeWinOverTheEnvironment) {
+TEST_F(S3SecureTest, KeysAndEndpointGivenInCodeWinOverTheEnvironment) {
   env_.set("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG1");
   env_.set("AWS_SECRET_ACCESS_KEY", "wrong");
+  env_.set("AWS_ENDPOINT_URL", "http://127.0.0.1:9");  // nothing listens there
   e2s::PackageOptions o = options();
+  o.s3.endpoint_url = moto_->endpoint();
   o.s3.access_key_id = user("alice").at("access_key_id").get<std::string>();
   o.s3.secret_access_key = user("alice").at("secret_access_key").get<std::string>();
   e2s::Package package("s3://private-models/pkg", o);
