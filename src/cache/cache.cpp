@@ -233,16 +233,12 @@ fs::path Cache::meta_path(std::string_view key) const {
 }
 
 fs::path Cache::final_path(std::string_view key, std::string_view file_path) const {
-  if (!options_.same_names) return storage_ / layout::key_name(key);
-  const std::string_view first = file_path.substr(0, file_path.find('/'));
-  if (first == layout::kReserved) {
-    throw Error(Errc::invalid_uri,
-                "file path \"" + std::string(file_path) +
-                    "\" collides with the cache's own folder .e2s; set same_names=false "
-                    "to cache it under a hashed name",
-                std::string(key));
-  }
-  return storage_ / fs::path(file_path);
+  return storage_ / layout::data_path(key, file_path, options_.same_names);
+}
+
+fs::path Cache::data_path(const CacheEntry& entry) const {
+  if (!entry.legacy_layout) return final_path(entry.key, entry.file_path);
+  return storage_ / layout::legacy_data_path(entry.key, entry.file_path, options_.same_names);
 }
 
 std::optional<CacheEntry> Cache::read_entry(std::string_view key) const {
@@ -271,7 +267,7 @@ std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* rea
   int format = 1;
   try {
     if (meta.contains("format")) format = meta.at("format").get<int>();
-    if (format != 1 && format != Cache::kMetadataFormat) {
+    if (format < 1 || format > Cache::kMetadataFormat) {
       return refuse("unknown metadata format " + meta.at("format").dump());
     }
     entry.key = meta.at("key").get<std::string>();
@@ -291,9 +287,19 @@ std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* rea
       if (meta.contains("data")) entry.data = identity_from_json(meta.at("data"));
       if (meta.contains("replaces")) entry.replaces = identity_from_json(meta.at("replaces"));
     }
+    entry.legacy_layout = format < 3;
+    if (format >= 3 && meta.contains("linked")) {
+      const auto& linked = meta.at("linked");
+      entry.linked = CacheEntry::Linked{linked.at("cache").get<std::string>(),
+                                        fs::path(linked.at("path").get<std::string>())};
+      if ((entry.linked->cache != "hf" && entry.linked->cache != "earth2studio") ||
+          !entry.linked->path.is_absolute()) {
+        return refuse("its linked file is not an absolute path of the hf or earth2studio cache");
+      }
+    }
   } catch (const nlohmann::json::exception&) {
     return refuse("a field is missing or of the wrong type (key, file_path, size, fetched_at, etag, "
-                  "sha256, version, data, replaces)");
+                  "sha256, version, data, replaces, linked)");
   }
   // Seconds since 1970 up to the year 5138: anything else is not a time this
   // cache wrote.
@@ -316,8 +322,8 @@ std::optional<CachedFile> Cache::lookup(std::string_view key, std::string_view f
 
 std::optional<CachedFile> Cache::lookup_any(std::string_view key, std::string_view file_path) const {
   auto entry = read_entry(key);
-  if (!entry) return std::nullopt;
-  fs::path path = final_path(key, file_path);
+  if (!entry || entry->file_path != file_path) return std::nullopt;
+  fs::path path = data_path(*entry);
   const auto status = stat_final(path);
   // Another identity (or none recorded): not the file e2s wrote; see reverify().
   if (!status || !entry->data || identity_of(*status) != *entry->data) return std::nullopt;
@@ -345,8 +351,8 @@ std::optional<struct stat> Cache::stat_final(const fs::path& path) const {
 
 std::optional<CachedFile> Cache::reverify(std::string_view key, std::string_view file_path) {
   auto entry = read_entry(key);
-  if (!entry) return std::nullopt;
-  fs::path path = final_path(key, file_path);
+  if (!entry || entry->file_path != file_path) return std::nullopt;
+  fs::path path = data_path(*entry);
   const auto status = stat_final(path);
   if (!status) return std::nullopt;
   const FileIdentity now = identity_of(*status);
@@ -590,7 +596,24 @@ fs::path Cache::commit(const Temp& temp, CacheEntry& entry) {
       ::unlinkat(temp_folder.fd(), kData, 0);
     }
     ::fsync(parent.fd());
+    if (previous && previous->legacy_layout) remove_legacy_copy(*previous);
     return path;
+  }
+}
+
+// The copy a record of the legacy layout names, once a commit replaced it:
+// removed when it is still the very file e2s wrote, else left alone.
+void Cache::remove_legacy_copy(const CacheEntry& legacy) const {
+  const fs::path path = data_path(legacy);
+  const auto status = stat_final(path);
+  if (!status || !legacy.data || identity_of(*status) != *legacy.data) return;
+  const fs::path relative = path.lexically_relative(storage_);
+  try {
+    if (auto parent = Folder::open(storage_, relative.parent_path(), /*create=*/false)) {
+      ::unlinkat(parent->fd(), relative.filename().c_str(), 0);
+    }
+  } catch (const Error& error) {
+    log::debug("cannot remove the old copy {}: {}", path.string(), error.what());
   }
 }
 
@@ -598,7 +621,8 @@ void Cache::record(const CacheEntry& entry) {
   Folder meta_folder = *Folder::open(storage_, layout::reserved(layout::kMeta), /*create=*/true);
   const fs::path meta_file = meta_path(entry.key);
   nlohmann::json meta = {
-      {"format", Cache::kMetadataFormat},
+      // A record of the legacy layout keeps its format: the format says where the file is.
+      {"format", entry.legacy_layout ? 2 : Cache::kMetadataFormat},
       {"key", entry.key},
       {"file_path", entry.file_path},
       {"size", entry.size},
@@ -609,6 +633,9 @@ void Cache::record(const CacheEntry& entry) {
   };
   if (entry.data) meta["data"] = identity_json(*entry.data);
   if (entry.replaces) meta["replaces"] = identity_json(*entry.replaces);
+  if (entry.linked && !entry.legacy_layout) {
+    meta["linked"] = {{"cache", entry.linked->cache}, {"path", entry.linked->path.string()}};
+  }
   write_atomically(meta_folder, meta_file.filename().string(), meta_file, meta.dump(2) + "\n");
 }
 

@@ -1,8 +1,8 @@
 // The on-disk cache of one package: where files live, their metadata, and the
 // atomic commit that makes a downloaded file visible.
 //
-// Layout under the cache folder:
-//   <file path>                 the file under its own name and sub-folders
+// Layout under the cache folder (cache/layout.hpp):
+//   .e2s/files/<file path>      the file under its own name and sub-folders
 //                               (or <sha256 of key> when same_names is false)
 //   .e2s/meta/<sha256 of key>.json   its metadata, written after the data
 //   .e2s/locks/<sha256 of key>.lock  the lock of its download (DownloadLock)
@@ -66,6 +66,19 @@ struct CacheEntry {
   // The file the commit of this entry replaced at the final path: e2s's own
   // earlier copy, while the commit is under way (see Cache::commit).
   std::optional<FileIdentity> replaces;
+  // Recorded by an e2s that kept files at the top of the cache folder
+  // (metadata format 2 and older): the file is read there until replaced.
+  bool legacy_layout = false;
+  // Another cache's name for the very same inode: the Hugging Face cache's
+  // blob the file was taken from or shared into, or Earth2Studio's file it
+  // was adopted from. Those names are the other cache's: e2s removes only
+  // its own (unless told otherwise, `cache rm --include-hf-cache`).
+  struct Linked {
+    std::string cache;           // "hf" or "earth2studio"
+    std::filesystem::path path;  // absolute
+    bool operator==(const Linked&) const = default;
+  };
+  std::optional<Linked> linked;
 };
 
 // A hit: where the file is and what its metadata records.
@@ -96,9 +109,11 @@ class Cache {
 
   const std::filesystem::path& storage() const noexcept { return storage_; }
 
-  // Where `file_path` (validated) is stored. Throws Error(invalid_uri) when the
-  // path would land in the cache's own ".e2s" folder.
+  // Where `file_path` (validated) is stored by a commit.
   std::filesystem::path final_path(std::string_view key, std::string_view file_path) const;
+  // Where the file `entry` records is (final_path(), or the top of the
+  // folder for records of the legacy layout).
+  std::filesystem::path data_path(const CacheEntry& entry) const;
 
   // The cached file when it is present, recorded under `key`, still the
   // file e2s wrote (its identity) and not expired. A few syscalls; no
@@ -161,15 +176,17 @@ class Cache {
   // removes the temp folder after a commit. Throws Error(io).
   std::filesystem::path commit(const Temp& temp, CacheEntry& entry);
 
-  // The "format" of metadata files this code writes; it reads this one and
-  // format 1 (no identity, header values unescaped).
-  static constexpr int kMetadataFormat = 2;
+  // The "format" of metadata files this code writes; it reads this one,
+  // format 2 (files at the top of the folder) and format 1 (no identity,
+  // header values unescaped, files at the top).
+  static constexpr int kMetadataFormat = 3;
 
   // The metadata recorded for `key`, if any (expired or not).
   std::optional<CacheEntry> read_entry(std::string_view key) const;
 
  private:
   std::filesystem::path meta_path(std::string_view key) const;
+  void remove_legacy_copy(const CacheEntry& legacy) const;
   // lstat of a final path, not following symlinks; nullopt unless a regular file.
   std::optional<struct stat> stat_final(const std::filesystem::path& path) const;
 

@@ -153,12 +153,20 @@ bool written_by_e2s(const CacheEntry& entry, const struct stat& status) {
 }
 
 // Finds the data file of `file` in the package folder `folder`: under its
-// own name or under the hash of its key (the metadata does not say which).
+// own name or under the hash of its key (the metadata does not say which),
+// where the record's layout keeps files.
 void locate_data(const fs::path& cache_root, const fs::path& folder, StoredFile& file) {
   std::vector<fs::path> candidates;
-  const std::string& path = file.entry.file_path;
-  if (path.substr(0, path.find('/')) != kReserved) candidates.emplace_back(path);
-  candidates.emplace_back(layout::key_name(file.entry.key));
+  const CacheEntry& entry = file.entry;
+  if (entry.legacy_layout) {
+    if (entry.file_path.substr(0, entry.file_path.find('/')) != kReserved) {
+      candidates.push_back(layout::legacy_data_path(entry.key, entry.file_path, true));
+    }
+    candidates.push_back(layout::legacy_data_path(entry.key, entry.file_path, false));
+  } else {
+    candidates.push_back(layout::data_path(entry.key, entry.file_path, true));
+    candidates.push_back(layout::data_path(entry.key, entry.file_path, false));
+  }
   file.data = folder / candidates.front();
   file.state = DataState::missing;
   file.bytes = 0;
@@ -402,6 +410,10 @@ bool holds_only_bookkeeping(int fd) {
       if (part.name == layout::kLocks) continue;  // lock files outlive their holders
       Fd inside = open_folder_at(reserved.get(), part.name);
       if (!inside) return false;
+      if (part.name == layout::kFiles) {
+        if (!only_empty_folders(inside.get(), 1)) return false;
+        continue;
+      }
       for (const Name& item : list_names(inside.get())) {
         // Only the lock files of extractions may stay; meta and tmp must be empty.
         if (part.name != layout::kExtracted || !item.name.ends_with(".lock") || is_folder_at(inside.get(), item)) {

@@ -31,6 +31,14 @@ fs::path default_package_folder(const fs::path& cache_root, std::string_view roo
 
 std::string key_name(std::string_view key) { return sha256_hex(key); }
 
+fs::path data_path(std::string_view key, std::string_view file_path, bool same_names) {
+  return reserved(kFiles) / legacy_data_path(key, file_path, same_names);
+}
+
+fs::path legacy_data_path(std::string_view key, std::string_view file_path, bool same_names) {
+  return same_names ? fs::path(file_path) : fs::path(key_name(key));
+}
+
 std::string extracted_name(const fs::path& archive, std::string_view identity) {
   return archive.filename().string() + "-" + sha256_hex(identity).substr(0, kContentHash);
 }

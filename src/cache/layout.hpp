@@ -3,8 +3,8 @@
 //
 //   <cache root>/                          PackageOptions::cache_root
 //     packages/<name>-<12 hex>/            a remote root's default cache folder
-//       <file path>                        a cached file under its own name
-//       <64 hex>                           ... or under its key's hash (same_names off)
+//       .e2s/files/<file path>             a cached file under its own name
+//       .e2s/files/<64 hex>                ... or under its key's hash (same_names off)
 //       .e2s/meta/<64 hex>.json            the record of each cached file
 //       .e2s/locks/<64 hex>.lock           who is downloading a file
 //       .e2s/tmp/<64 hex>-<suffix>/        a download in progress and its journal
@@ -13,6 +13,12 @@
 //
 // <64 hex> is the sha256 of a file's key (its root and path); <12 hex> that of
 // the root; <16 hex> that of the archive's content.
+//
+// e2s owns one name in a package folder, ".e2s": a folder may be shared with
+// Earth2Studio, whose fsspec cache writes its files flat at the top (under
+// their base names, or the sha256 of their keys) and rewrites them in place;
+// a file e2s handed out must never be one of those. Records of format 2 and
+// older kept the files at the top (legacy_data_path); they are still read.
 #pragma once
 
 #include <filesystem>
@@ -29,6 +35,7 @@ inline constexpr std::string_view kMeta = "meta";
 inline constexpr std::string_view kLocks = "locks";
 inline constexpr std::string_view kTmp = "tmp";
 inline constexpr std::string_view kExtracted = "extracted";
+inline constexpr std::string_view kFiles = "files";
 
 // ".e2s/<part>": a bookkeeping folder, relative to a package folder.
 std::filesystem::path reserved(std::string_view part);
@@ -39,6 +46,12 @@ std::filesystem::path reserved(std::string_view part);
 // collide even when their files have the same names.
 std::filesystem::path default_package_folder(const std::filesystem::path& cache_root,
                                              std::string_view root_uri);
+
+// Where a cached file lives, relative to its package folder:
+// .e2s/files/<file path>, or .e2s/files/<64 hex> when same_names is off.
+std::filesystem::path data_path(std::string_view key, std::string_view file_path, bool same_names);
+// ... and where e2s versions that wrote records of format 2 and older kept it.
+std::filesystem::path legacy_data_path(std::string_view key, std::string_view file_path, bool same_names);
 
 // The name of a cached file stored under its key's hash, and of its
 // metadata, lock and temp folders (without extension or suffix).

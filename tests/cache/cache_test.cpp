@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "e2s/error.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "util/hash.hpp"
 
@@ -60,7 +62,7 @@ TEST(Cache, CommitPutsTheFileUnderItsOwnNameAndSubFolders) {
   Cache cache(dir.path(), CacheOptions{}, time.clock());
   const std::string key = "http://h/pkg/sub/w.bin";
   auto path = commit(cache, key, "sub/w.bin", "weights", time.now);
-  EXPECT_EQ(path, dir.path() / "sub" / "w.bin");
+  EXPECT_EQ(path, test::data_file(dir.path(), "sub/w.bin"));
   EXPECT_EQ(test::TempDir::read_file(path), "weights");
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
   EXPECT_EQ(cache.lookup(key, "sub/w.bin")->path, path);
@@ -76,7 +78,7 @@ TEST(Cache, HashedNamesWhenSameNamesIsOff) {
   Cache cache(dir.path(), options, time.clock());
   const std::string key = "http://h/pkg/sub/w.bin";
   auto path = commit(cache, key, "sub/w.bin", "x", time.now);
-  EXPECT_EQ(path, dir.path() / sha256_hex(key));
+  EXPECT_EQ(path, dir.path() / ".e2s" / "files" / sha256_hex(key));
   EXPECT_EQ(path.filename().string().size(), 64u);
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
   EXPECT_EQ(cache.lookup(key, "sub/w.bin")->path, path);
@@ -204,15 +206,82 @@ TEST(Cache, PlantedSymlinkAtTheFinalPathIsNotTrusted) {
   EXPECT_FALSE(cache.lookup(key, "a"));
 }
 
-TEST(Cache, ReservedFolderIsRefusedAsAFilePath) {
+// Files live below .e2s/files: a file path that starts with .e2s is just
+// another path there, never the cache's bookkeeping.
+TEST(Cache, AFilePathStartingWithTheReservedNameStaysAmongTheFiles) {
   test::TempDir dir;
-  Cache cache(dir.path(), CacheOptions{});
-  try {
-    cache.final_path("k", ".e2s/meta/x.json");
-    FAIL() << "expected an error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), Errc::invalid_uri);
+  FakeClock time;
+  Cache cache(dir.path(), CacheOptions{}, time.clock());
+  const std::string key = "http://h/pkg/.e2s/meta/x.json";
+  const fs::path path = commit(cache, key, ".e2s/meta/x.json", "data", time.now);
+  EXPECT_EQ(path, test::data_file(dir.path(), ".e2s/meta/x.json"));
+  EXPECT_FALSE(fs::exists(dir.path() / ".e2s" / "meta" / "x.json"));
+  ASSERT_TRUE(cache.lookup(key, ".e2s/meta/x.json"));
+}
+
+// The one name e2s owns in a cache folder is .e2s: Earth2Studio's fsspec
+// cache, sharing the folder, writes its files flat at the top.
+TEST(Cache, NothingButTheReservedFolderIsWrittenAtTheTop) {
+  test::TempDir dir;
+  FakeClock time;
+  for (const bool same_names : {true, false}) {
+    CacheOptions options;
+    options.same_names = same_names;
+    Cache cache(dir.path(), options, time.clock());
+    commit(cache, "http://h/pkg/w.bin", "w.bin", "flat", time.now);
+    commit(cache, "http://h/pkg/sub/x.bin", "sub/x.bin", "nested", time.now);
   }
+  std::vector<std::string> top;
+  for (const auto& entry : fs::directory_iterator(dir.path())) top.push_back(entry.path().filename().string());
+  EXPECT_EQ(top, std::vector<std::string>{".e2s"});
+}
+
+// Records of format 2 kept the file at the top of the folder: still a hit
+// there; the next commit of the same key puts the file in .e2s/files and
+// removes the old copy, which was e2s's own.
+TEST(Cache, ARecordOfTheLegacyLayoutIsAHitAndMovesOnItsNextCommit) {
+  test::TempDir dir;
+  FakeClock time;
+  Cache cache(dir.path(), CacheOptions{}, time.clock());
+  const std::string key = "http://h/pkg/sub/w.bin";
+  const fs::path path = commit(cache, key, "sub/w.bin", "old", time.now);
+  // Turn it into what an older e2s left: the file at the top, format 2.
+  fs::create_directories(dir.path() / "sub");
+  fs::rename(path, dir.path() / "sub" / "w.bin");
+  const fs::path meta = dir.path() / ".e2s" / "meta" / (sha256_hex(key) + ".json");
+  nlohmann::json record = nlohmann::json::parse(test::TempDir::read_file(meta));
+  record["format"] = 2;
+  std::ofstream(meta, std::ios::trunc) << record.dump();
+
+  auto hit = cache.lookup(key, "sub/w.bin");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->path, dir.path() / "sub" / "w.bin");
+  EXPECT_TRUE(hit->entry.legacy_layout);
+
+  const fs::path moved = commit(cache, key, "sub/w.bin", "new", time.now);
+  EXPECT_EQ(moved, test::data_file(dir.path(), "sub/w.bin"));
+  EXPECT_FALSE(fs::exists(dir.path() / "sub" / "w.bin")) << "e2s's old copy goes";
+  hit = cache.lookup(key, "sub/w.bin");
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(test::TempDir::read_file(hit->path), "new");
+  EXPECT_EQ(nlohmann::json::parse(test::TempDir::read_file(meta)).value("format", 0), Cache::kMetadataFormat);
+}
+
+// ... and an old-layout path another program changed stays where it is.
+TEST(Cache, AChangedFileOfTheLegacyLayoutIsLeftInPlace) {
+  test::TempDir dir;
+  FakeClock time;
+  Cache cache(dir.path(), CacheOptions{}, time.clock());
+  const std::string key = "http://h/pkg/w.bin";
+  const fs::path path = commit(cache, key, "w.bin", "old", time.now);
+  fs::rename(path, dir.path() / "w.bin");
+  const fs::path meta = dir.path() / ".e2s" / "meta" / (sha256_hex(key) + ".json");
+  nlohmann::json record = nlohmann::json::parse(test::TempDir::read_file(meta));
+  record["format"] = 2;
+  std::ofstream(meta, std::ios::trunc) << record.dump();
+  dir.write_file("w.bin", "another program's");
+  commit(cache, key, "w.bin", "new", time.now);
+  EXPECT_EQ(test::TempDir::read_file(dir.path() / "w.bin"), "another program's");
 }
 
 TEST(Cache, TempFoldersAreUniqueAndInsideTheCache) {
@@ -246,8 +315,8 @@ TEST(Cache, ASymlinkedSubFolderIsNeverWrittenThrough) {
   test::TempDir outside;
   FakeClock time;
   Cache cache(dir.path() / "cache", CacheOptions{}, time.clock());
-  fs::create_directories(dir.path() / "cache");
-  fs::create_directory_symlink(outside.path(), dir.path() / "cache" / "sub");
+  fs::create_directories(test::data_file(dir.path() / "cache", ""));
+  fs::create_directory_symlink(outside.path(), test::data_file(dir.path() / "cache", "sub"));
   const std::string key = "http://h/pkg/sub/w.bin";
   Cache::Temp temp = cache.claim_temp(key);
   std::ofstream(temp.data, std::ios::binary) << "x";
@@ -258,7 +327,7 @@ TEST(Cache, ASymlinkedSubFolderIsNeverWrittenThrough) {
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), Errc::io);
     EXPECT_NE(std::string(e.what()).find("symlink"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find((dir.path() / "cache" / "sub").string()), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find(test::data_file(dir.path() / "cache", "sub").string()), std::string::npos);
   }
   EXPECT_TRUE(fs::is_empty(outside.path()));
 }
@@ -273,8 +342,8 @@ TEST(Cache, ASymlinkedFolderOnTheWayIsAMissNotARead) {
   ASSERT_TRUE(cache.lookup(key, "sub/w.bin"));
   // Swap the folder for a symlink to a look-alike outside the cache.
   outside.write_file("w.bin", "xyz");
-  fs::remove_all(dir.path() / "sub");
-  fs::create_directory_symlink(outside.path(), dir.path() / "sub");
+  fs::remove_all(test::data_file(dir.path(), "sub"));
+  fs::create_directory_symlink(outside.path(), test::data_file(dir.path(), "sub"));
   EXPECT_FALSE(cache.lookup(key, "sub/w.bin"));
 }
 

@@ -161,7 +161,7 @@ TEST_F(InventoryTest, ListsEachPackageWithItsFilesSizesAndFolders) {
   EXPECT_EQ(a.folder.parent_path(), cache_root_ / "packages");
   ASSERT_EQ(a.files.size(), 1u);
   EXPECT_EQ(a.files[0].entry.file_path, "x.txt");
-  EXPECT_EQ(a.files[0].data, a.folder / "x.txt");
+  EXPECT_EQ(a.files[0].data, e2s::test::data_file(a.folder, "x.txt"));
   EXPECT_EQ(a.files[0].state, DataState::present);
   EXPECT_EQ(a.files[0].entry.sha256, e2s::detail::sha256_hex("alpha\n"));
   EXPECT_EQ(a.bytes(), 6u);
@@ -170,7 +170,7 @@ TEST_F(InventoryTest, ListsEachPackageWithItsFilesSizesAndFolders) {
   EXPECT_EQ(b.root, root("b"));
   ASSERT_EQ(b.files.size(), 2u);
   EXPECT_EQ(b.files[0].entry.file_path, "c.json");  // sorted by path
-  EXPECT_EQ(b.files[1].data, b.folder / "w" / "big.bin");
+  EXPECT_EQ(b.files[1].data, e2s::test::data_file(b.folder, "w/big.bin"));
   EXPECT_EQ(b.present_files(), 2u);
   EXPECT_EQ(b.bytes(), big_.size() + 13);
   EXPECT_GE(b.last_used(), b.files[0].entry.fetched_at);
@@ -178,7 +178,7 @@ TEST_F(InventoryTest, ListsEachPackageWithItsFilesSizesAndFolders) {
   const auto& c = inventory.packages[2];  // same_names=false: found under the hash of its key
   EXPECT_EQ(c.folder, cache_root_ / "forecaster");
   ASSERT_EQ(c.files.size(), 1u);
-  EXPECT_EQ(c.files[0].data, c.folder / e2s::detail::sha256_hex(root("c") + "/model.bin"));
+  EXPECT_EQ(c.files[0].data, c.folder / ".e2s" / "files" / e2s::detail::sha256_hex(root("c") + "/model.bin"));
   EXPECT_EQ(c.files[0].state, DataState::present);
   EXPECT_EQ(c.bytes(), 5000u);
 }
@@ -403,7 +403,7 @@ TEST_F(InventoryTest, APackageFolderGoesOnlyWhenNothingButBookkeepingIsLeft) {
   const auto& b = inventory.packages[1];
   EXPECT_FALSE(e2s::detail::remove_folder_if_unused(inventory.cache_root, b.folder)) << "files are there";
   for (const auto& file : b.files) ASSERT_EQ(e2s::detail::remove_file(inventory.cache_root, file), e2s::detail::Removal::removed);
-  ASSERT_TRUE(fs::is_directory(b.folder / "w"));
+  ASSERT_TRUE(fs::is_directory(e2s::test::data_file(b.folder, "w")));
   // A download in progress keeps the folder.
   fs::create_directories(b.folder / ".e2s" / "tmp" / "abc-owner");
   EXPECT_FALSE(e2s::detail::remove_folder_if_unused(inventory.cache_root, b.folder));

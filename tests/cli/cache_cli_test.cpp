@@ -84,14 +84,14 @@ class CacheCliTest : public ::testing::Test {
     timespec times[2] = {};
     times[0].tv_sec = std::chrono::duration_cast<std::chrono::seconds>(when.time_since_epoch()).count();
     times[1].tv_nsec = UTIME_OMIT;
-    ASSERT_EQ(::utimensat(AT_FDCWD, (folder(name) / file).c_str(), times, 0), 0);
+    ASSERT_EQ(::utimensat(AT_FDCWD, e2s::test::data_file(folder(name), file).c_str(), times, 0), 0);
   }
 
   // What a failing disk does: a byte changes, the file's identity (inode,
   // size, modification time) does not. (A file another program rewrote is
   // the safety tests' case: it is reported and never removed.)
   void flip_a_byte_of_big() const {
-    const fs::path big = folder("b") / "w" / "big.bin";
+    const fs::path big = e2s::test::data_file(folder("b"), "w/big.bin");
     const auto mtime = fs::last_write_time(big);
     {
       std::fstream flip(big, std::ios::in | std::ios::out | std::ios::binary);
@@ -180,15 +180,15 @@ TEST_F(CacheCliTest, VerifyCatchesAFlippedByteAndRemoveMakesResolveFetchItAgain)
   run = e2s({"cache", "verify", root("b"), "--remove"});
   EXPECT_EQ(run.status, 0) << run.err;
   EXPECT_TRUE(contains(run.out, "; removed\n")) << run.out;
-  EXPECT_FALSE(fs::exists(folder("b") / "w" / "big.bin"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(folder("b"), "w/big.bin")));
   EXPECT_FALSE(fs::exists(meta("b", "w/big.bin")));
-  EXPECT_TRUE(fs::exists(folder("b") / "c.json"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("b"), "c.json")));
   EXPECT_EQ(e2s({"cache", "verify"}).status, 0);
 
   server_.reset();
   run = e2s({"-q", "resolve", root("b"), "w/big.bin"});
   ASSERT_EQ(run.status, 0) << run.err;
-  EXPECT_EQ(TempDir::read_file(folder("b") / "w" / "big.bin"), big_);
+  EXPECT_EQ(TempDir::read_file(e2s::test::data_file(folder("b"), "w/big.bin")), big_);
   EXPECT_EQ(server_.count("GET", "/b/w/big.bin"), 1u);
 }
 
@@ -238,9 +238,9 @@ TEST_F(CacheCliTest, VerifyWorksOnAReadOnlyCacheAndRemovingThereNamesTheFolder) 
     EXPECT_TRUE(contains(run.err, "read-only")) << run.err;
     EXPECT_EQ(std::count(run.err.begin(), run.err.end(), '\n'), 1) << "one line: " << run.err;
   }
-  EXPECT_TRUE(fs::exists(folder("b") / "w" / "big.bin"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("b"), "w/big.bin")));
   EXPECT_TRUE(fs::exists(meta("b", "w/big.bin")));
-  EXPECT_TRUE(fs::exists(folder("a") / "x.txt"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("a"), "x.txt")));
 }
 
 TEST_F(CacheCliTest, PruneMaxSizeKeepsTheNewestAndDryRunRemovesNothing) {
@@ -255,7 +255,7 @@ TEST_F(CacheCliTest, PruneMaxSizeKeepsTheNewestAndDryRunRemovesNothing) {
   ASSERT_EQ(text.size(), 2u) << run.out;
   EXPECT_EQ(text[0].rfind("would remove " + root("b") + "/w/big.bin (195.3 KiB, last used ", 0), 0u) << text[0];
   EXPECT_EQ(text[1], "would remove 1 file, freeing 195.3 KiB; the cache holds 19 B after");
-  EXPECT_TRUE(fs::exists(folder("b") / "w" / "big.bin")) << "dry run";
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("b"), "w/big.bin"))) << "dry run";
   EXPECT_TRUE(fs::exists(meta("b", "w/big.bin")));
 
   run = e2s({"cache", "prune", "--max-size", "15"});
@@ -266,9 +266,9 @@ TEST_F(CacheCliTest, PruneMaxSizeKeepsTheNewestAndDryRunRemovesNothing) {
   EXPECT_EQ(text[1].rfind("removed " + root("a") + "/x.txt", 0), 0u) << run.out;
   EXPECT_EQ(text[2], "removed folder " + folder("a").string()) << "a's folder held nothing else";
   EXPECT_EQ(text[3], "removed 2 files, freed 195.3 KiB; the cache holds 13 B");
-  EXPECT_FALSE(fs::exists(folder("b") / "w" / "big.bin"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(folder("b"), "w/big.bin")));
   EXPECT_FALSE(fs::exists(folder("a")));
-  EXPECT_TRUE(fs::exists(folder("b") / "c.json")) << "the newest stays";
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("b"), "c.json"))) << "the newest stays";
 
   const auto ls = lines(e2s({"cache", "ls"}).out);
   ASSERT_EQ(ls.size(), 1u);
@@ -283,15 +283,15 @@ TEST_F(CacheCliTest, PruneOlderThanGoesByLastUse) {
   CliRun run = e2s({"cache", "prune", "--older-than", "2d", "--dry-run"});
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_EQ(lines(run.out).size(), 3u) << run.out;
-  EXPECT_TRUE(fs::exists(folder("a") / "x.txt"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("a"), "x.txt")));
 
   // Both limits: what is old, then what does not fit (nothing more here).
   run = e2s({"cache", "prune", "--older-than", "2d", "--max-size", "1G"});
   ASSERT_EQ(run.status, 0) << run.err;
   EXPECT_TRUE(contains(run.out, "removed 2 files")) << run.out;
-  EXPECT_FALSE(fs::exists(folder("b") / "w" / "big.bin"));
-  EXPECT_FALSE(fs::exists(folder("a") / "x.txt"));
-  EXPECT_TRUE(fs::exists(folder("b") / "c.json"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(folder("b"), "w/big.bin")));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(folder("a"), "x.txt")));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("b"), "c.json")));
 
   run = e2s({"cache", "prune", "--older-than", "45m"});
   ASSERT_EQ(run.status, 0) << run.err;
@@ -308,7 +308,7 @@ TEST_F(CacheCliTest, PruneWithoutALimitOrWithABadOneIsAUsageError) {
     EXPECT_EQ(run.status, 2) << run.err;
     e2s::test::expect_one_error_line(run);
   }
-  EXPECT_TRUE(fs::exists(folder("b") / "w" / "big.bin"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("b"), "w/big.bin")));
 }
 
 TEST_F(CacheCliTest, RmRemovesOneRootAndLeavesTheOther) {
@@ -317,12 +317,12 @@ TEST_F(CacheCliTest, RmRemovesOneRootAndLeavesTheOther) {
   ASSERT_EQ(run.status, 0) << run.err;
   const auto text = lines(run.out);
   ASSERT_EQ(text.size(), 4u) << run.out;
-  EXPECT_EQ(text[0], "removed " + root("b") + "/c.json (" + (folder("b") / "c.json").string() + ", 13 B)");
+  EXPECT_EQ(text[0], "removed " + root("b") + "/c.json (" + (e2s::test::data_file(folder("b"), "c.json")).string() + ", 13 B)");
   EXPECT_EQ(text[1].rfind("removed " + root("b") + "/w/big.bin (", 0), 0u);
   EXPECT_EQ(text[2], "removed folder " + folder("b").string());
   EXPECT_EQ(text[3], "removed 2 files of " + root("b") + ", freed 195.3 KiB");
   EXPECT_FALSE(fs::exists(folder("b")));
-  EXPECT_TRUE(fs::exists(folder("a") / "x.txt"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("a"), "x.txt")));
   EXPECT_EQ(lines(e2s({"cache", "ls"}).out).size(), 1u);
 
   run = e2s({"cache", "rm", root("b")});
@@ -350,7 +350,7 @@ TEST_F(CacheCliTest, DamagedMetadataIsReportedNotFatal) {
   run = e2s({"cache", "verify", "--remove"});
   EXPECT_EQ(run.status, 0) << run.err;
   EXPECT_EQ(e2s({"cache", "verify"}).status, 0) << "the damaged record is gone";
-  EXPECT_TRUE(fs::exists(folder("a") / "x.txt"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(folder("a"), "x.txt")));
 }
 
 }  // namespace

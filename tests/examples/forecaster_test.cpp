@@ -14,6 +14,7 @@
 
 #include "support/cli_runner.hpp"
 #include "support/env_guard.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 
@@ -109,8 +110,8 @@ TEST_F(ForecasterTest, TheDefaultPackageComesFromTheHub) {
 
   expect_forecast_matches(e2s::from_pretrained<Forecaster>());
   // Cached where the model asked: default_cache("forecaster"), own names.
-  EXPECT_TRUE(fs::exists(cache_.path() / "forecaster" / "forecaster.zip"));
-  EXPECT_TRUE(fs::exists(cache_.path() / "forecaster" / "global_means.npy"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(cache_.path() / "forecaster", "forecaster.zip")));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(cache_.path() / "forecaster", "global_means.npy")));
 }
 
 TEST_F(ForecasterTest, AChangedArchiveIsExtractedAfresh) {

@@ -79,7 +79,7 @@ TEST_F(PackageTest, ResolveDownloadsIntoTheCacheUnderTheFilesOwnName) {
   e2s::Package package(root(), options());
   fs::path path = package.resolve("weights/big.bin");
   EXPECT_TRUE(path.is_absolute());
-  EXPECT_EQ(path, cache_.path() / "store" / "weights" / "big.bin");
+  EXPECT_EQ(path, e2s::test::data_file(cache_.path() / "store", "weights/big.bin"));
   EXPECT_EQ(TempDir::read_file(path), big_);
   EXPECT_EQ(package.cache(), cache_.path() / "store");
 }
@@ -99,7 +99,7 @@ TEST_F(PackageTest, SecondResolveIsACacheHitWithZeroRequests) {
 TEST_F(PackageTest, HashedNamesWhenSameNamesIsFalse) {
   e2s::Package package(root(), options(/*same_names=*/false));
   fs::path path = package.resolve("weights/big.bin");
-  EXPECT_EQ(path.parent_path(), cache_.path() / "store");
+  EXPECT_EQ(path.parent_path(), cache_.path() / "store" / ".e2s" / "files");
   EXPECT_EQ(path.filename().string(), e2s::detail::sha256_hex(root() + "/weights/big.bin"));
   EXPECT_EQ(TempDir::read_file(path), big_);
 }
@@ -231,7 +231,7 @@ TEST_F(PackageTest, ShorterBodyThanAnnouncedNeverReachesTheFinalPath) {
   } catch (const e2s::Error& e) {
     EXPECT_EQ(e.code(), e2s::Errc::network) << e.what();
   }
-  EXPECT_FALSE(fs::exists(cache_.path() / "store" / "weights" / "big.bin"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(cache_.path() / "store", "weights/big.bin")));
   // What arrived intact is kept, as a partial download and nowhere else...
   for (const fs::path& file : cached_files()) {
     EXPECT_NE(file.string().find("/.e2s/tmp/"), std::string::npos) << file;
@@ -425,7 +425,7 @@ TEST_F(PackageTest, ResolveAllReturnsPathsInOrderAndRunsInParallel) {
   auto paths = package.resolve_all(files);
   ASSERT_EQ(paths.size(), files.size());
   for (std::size_t i = 0; i < files.size(); ++i) {
-    EXPECT_EQ(paths[i], cache_.path() / "store" / files[i]);
+    EXPECT_EQ(paths[i], e2s::test::data_file(cache_.path() / "store", files[i]));
     EXPECT_EQ(TempDir::read_file(paths[i]), make_bytes(1000 + i, static_cast<unsigned>(i)));
   }
   const auto stats = slow.stats();
@@ -442,8 +442,8 @@ TEST_F(PackageTest, ResolveAllThrowsTheFirstFailureAndKeepsTheRest) {
     EXPECT_EQ(e.code(), e2s::Errc::not_found);
     EXPECT_NE(std::string(e.what()).find("missing-1.bin"), std::string::npos) << e.what();
   }
-  EXPECT_TRUE(fs::exists(cache_.path() / "store" / "config.json"));
-  EXPECT_TRUE(fs::exists(cache_.path() / "store" / "weights" / "big.bin"));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(cache_.path() / "store", "config.json")));
+  EXPECT_TRUE(fs::exists(e2s::test::data_file(cache_.path() / "store", "weights/big.bin")));
 }
 
 TEST_F(PackageTest, RepeatedResolveIsServedFromMemoryButNoticesARemovedFile) {

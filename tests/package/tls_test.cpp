@@ -10,6 +10,7 @@
 #include "e2s/error.hpp"
 #include "e2s/package.hpp"
 #include "support/env_guard.hpp"
+#include "support/fixtures.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_server.hpp"
 #include "support/tls.hpp"
@@ -97,7 +98,7 @@ TEST_F(TlsPackageTest, CaBundleOptionTrustsTheSitesCa) {
   o.ca_bundle = cert_.cert();
   e2s::Package package(root(), o);
   const fs::path path = package.resolve("config.json");
-  EXPECT_EQ(path, cache_.path() / "store" / "config.json");
+  EXPECT_EQ(path, e2s::test::data_file(cache_.path() / "store", "config.json"));
   EXPECT_EQ(TempDir::read_file(path), R"({"layers": 4})");
   // Cached for good: a package without the bundle is served from the cache.
   e2s::Package again(root(), options());

@@ -159,8 +159,8 @@ TEST_F(FifoTest, AFifoAsTheLockFileIsNoWait) {
 
 TEST_F(FifoTest, AFifoAsCachedDataIsReportedNotWaitedOn) {
   ASSERT_EQ(run({"-q", "resolve", root(), "weights.bin"}, 20s).status, 0);
-  fs::remove(storage() / "weights.bin");
-  plant(storage() / "weights.bin");
+  fs::remove(e2s::test::data_file(storage(), "weights.bin"));
+  plant(e2s::test::data_file(storage(), "weights.bin"));
   const CliRun verify = run({"cache", "verify"}, 20s);
   EXPECT_NE(verify.status, 0) << verify.out << verify.err;
 }

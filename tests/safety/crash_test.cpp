@@ -64,15 +64,7 @@ class CrashTest : public ::testing::Test {
 
   // Files under the cache that are neither bookkeeping nor temp: what a
   // user (or a later run) would trust.
-  std::vector<fs::path> final_files() const {
-    std::vector<fs::path> files;
-    for (const auto& entry : fs::recursive_directory_iterator(cache_.path())) {
-      if (entry.is_regular_file() && entry.path().string().find("/.e2s/") == std::string::npos) {
-        files.push_back(entry.path());
-      }
-    }
-    return files;
-  }
+  std::vector<fs::path> final_files() const { return e2s::test::cached_files(cache_.path()); }
 
   // Bytes the journals under the cache claim are on disk (0 without one).
   std::uint64_t journaled_bytes() const {

@@ -147,7 +147,7 @@ class FaultTest : public ::testing::TestWithParam<Mode> {
     } catch (const e2s::Error& e) {
       FAIL() << "expected success, got " << e2s::to_string(e.code()) << ": " << e.what();
     }
-    EXPECT_EQ(path, lib_storage() / file());
+    EXPECT_EQ(path, e2s::test::data_file(lib_storage(), file()));
     EXPECT_TRUE(TempDir::read_file(path) == bytes()) << "the cached bytes differ from the source";
     EXPECT_EQ(e2s::test::cached_meta(lib_storage(), file()).value("size", 0u), bytes().size());
     expect_untouched(good);
@@ -257,12 +257,12 @@ class FaultTest : public ::testing::TestWithParam<Mode> {
     ASSERT_TRUE(fs::is_regular_file(good.path)) << good.path;
     EXPECT_EQ(TempDir::read_file(good.path), kGood);
     EXPECT_EQ(fs::last_write_time(good.path), good.mtime);
-    EXPECT_EQ(e2s::test::cached_meta(good.path.parent_path(), "good.txt"), good.meta);
+    EXPECT_EQ(e2s::test::cached_meta(e2s::test::storage_of(good.path, "good.txt"), "good.txt"), good.meta);
   }
 
   // Nothing of file() is in `storage`, and the good copy is the only file there.
   void expect_nothing_committed(const fs::path& storage, const GoodCopy& good) const {
-    EXPECT_FALSE(fs::exists(fs::symlink_status(storage / file()))) << storage / file();
+    EXPECT_FALSE(fs::exists(fs::symlink_status(e2s::test::data_file(storage, file())))) << e2s::test::data_file(storage, file());
     EXPECT_TRUE(e2s::test::cached_meta(storage, file()).is_null())
         << e2s::test::cached_meta(storage, file()).dump();
     EXPECT_EQ(e2s::test::cached_files(storage), std::vector<fs::path>{good.path});
@@ -270,7 +270,8 @@ class FaultTest : public ::testing::TestWithParam<Mode> {
   }
 
   static GoodCopy good_copy_at(const fs::path& path) {
-    GoodCopy good{path, fs::last_write_time(path), e2s::test::cached_meta(path.parent_path(), "good.txt")};
+    GoodCopy good{path, fs::last_write_time(path),
+                  e2s::test::cached_meta(e2s::test::storage_of(path, "good.txt"), "good.txt")};
     EXPECT_FALSE(good.meta.is_null());
     return good;
   }

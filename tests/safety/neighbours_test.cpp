@@ -59,7 +59,7 @@ class NeighboursTest : public ::testing::Test {
     e2s::test::ScopedEnv env("EARTH2STUDIO_MODEL_CACHE", cache_.path().string());
     return e2s::Package(root()).cache();
   }
-  fs::path cached() const { return storage() / "weights.bin"; }
+  fs::path cached() const { return e2s::test::data_file(storage(), "weights.bin"); }
 
   // Another program writes `bytes` at the final path, as fsspec does: a new
   // file renamed over the old one.

@@ -426,7 +426,7 @@ TEST_F(HfRedirectTest, MalformedDownloadUrlFailsAloneAndTheNextFileStillWorks) {
   // refuses CURLOPT_BUFFERSIZE on it from then on: such a handle must not
   // serve the next request.
   EXPECT_EQ(TempDir::read_file(package.resolve("copy.json")), kConfig);
-  EXPECT_FALSE(fs::exists(storage("lib") / "config.json"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(storage("lib"), "config.json")));
 }
 
 TEST_F(HfRedirectTest, ElevenRedirectsInsideTheHubAreRefusedTenAreFollowed) {

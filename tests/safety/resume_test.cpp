@@ -306,7 +306,7 @@ TEST(ResumeSoak, RandomKillsVersionsAndValidatorsNeverCommitAWrongByte) {
     e2s::test::ScopedEnv env("EARTH2STUDIO_MODEL_CACHE", cache.path().string());
     storage = e2s::Package(root).cache();
   }
-  const fs::path final_path = storage / "weights.bin";
+  const fs::path final_path = e2s::test::data_file(storage, "weights.bin");
 
   // What a user (or the next run) could trust after a round.
   auto check_disk = [&](const std::string& when) {

@@ -108,7 +108,7 @@ TEST_F(StorageTest, AFullFilesystemFailsCleanly) {
   // One shell in one mount namespace: cache small.txt, then fail on big.bin.
   const std::string script =
       "mount -t tmpfs -o size=4m tmpfs \"$1\" && \"$2\" -q resolve \"$3\" small.txt >/dev/null && "
-      "\"$2\" -q resolve \"$3\" big.bin; status=$?; find \"$1\" -type f | sort; cat \"$1\"/packages/*/small.txt; "
+      "\"$2\" -q resolve \"$3\" big.bin; status=$?; find \"$1\" -type f | sort; cat \"$1\"/packages/*/.e2s/files/small.txt; "
       "exit $status";
   CliOptions options;
   options.env["EARTH2STUDIO_MODEL_CACHE"] = mount_point.string();
@@ -150,7 +150,7 @@ TEST_F(StorageTest, ADiskThatFillsUpBeforeTheRecordLeavesNoFileWithoutIt) {
 
 TEST_F(StorageTest, AReadOnlyCacheServesHitsAndNamesTheFolderOnAMiss) {
   const fs::path small_path = cache_small();
-  const fs::path package_folder = small_path.parent_path();
+  const fs::path package_folder = e2s::test::storage_of(small_path, "small.txt");
   std::vector<std::string> as_other_user;
   if (::geteuid() == 0) {
     // Root writes anywhere: the cache is read as an unprivileged user, as a
@@ -184,7 +184,7 @@ TEST_F(StorageTest, AReadOnlyCacheServesHitsAndNamesTheFolderOnAMiss) {
   EXPECT_NE(miss.err.find(package_folder.string()), std::string::npos) << miss.err;
   EXPECT_NE(miss.err.find("--cache-dir"), std::string::npos) << miss.err;
   EXPECT_EQ(std::count(miss.err.begin(), miss.err.end(), '\n'), 1) << "one line: " << miss.err;
-  EXPECT_FALSE(fs::exists(package_folder / "medium.bin"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(package_folder, "medium.bin")));
 }
 
 }  // namespace

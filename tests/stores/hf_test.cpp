@@ -237,7 +237,7 @@ TEST_F(HfTest, SmallFileComesStraightFromTheHub) {
 TEST_F(HfTest, LfsFileComesFromTheCdnAndCarriesItsSha256) {
   e2s::Package package("hf://acme/weather", options());
   const fs::path path = package.resolve("weights.bin");
-  EXPECT_EQ(path, cache_.path() / "store" / "weights.bin");
+  EXPECT_EQ(path, e2s::test::data_file(cache_.path() / "store", "weights.bin"));
   EXPECT_EQ(TempDir::read_file(path), weights_);
   const auto cdn = requests("cdn");
   ASSERT_FALSE(cdn.empty());
@@ -256,7 +256,7 @@ TEST_F(HfTest, LyingCdnIsAnIntegrityErrorAndNothingIsCommitted) {
   e2s::Package package("hf://acme/weather", options());
   const e2s::Error e = error_of([&] { package.resolve("weights.bin"); });
   EXPECT_EQ(e.code(), e2s::Errc::integrity) << e.what();
-  EXPECT_FALSE(fs::exists(cache_.path() / "store" / "weights.bin"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(cache_.path() / "store", "weights.bin")));
   EXPECT_TRUE(cached_files().empty());
   EXPECT_TRUE(meta("weights.bin").is_null());
   EXPECT_FALSE(requests("cdn").empty());
@@ -269,7 +269,7 @@ TEST_F(HfTest, SmallFileOfTheWrongSizeIsAnIntegrityError) {
   e2s::Package package("hf://acme/weather", options());
   const e2s::Error e = error_of([&] { package.resolve("config.json"); });
   EXPECT_EQ(e.code(), e2s::Errc::integrity) << e.what();
-  EXPECT_FALSE(fs::exists(cache_.path() / "store" / "config.json"));
+  EXPECT_FALSE(fs::exists(e2s::test::data_file(cache_.path() / "store", "config.json")));
   EXPECT_TRUE(cached_files().empty());
 }
 

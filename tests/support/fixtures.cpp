@@ -90,11 +90,25 @@ std::vector<fs::path> cached_files(const fs::path& cache) {
   std::vector<fs::path> files;
   if (!fs::exists(cache)) return files;
   for (const auto& entry : fs::recursive_directory_iterator(cache)) {
-    if (entry.is_regular_file() && !contains(entry.path().string(), "/.e2s/")) {
+    const std::string path = entry.path().string();
+    if (entry.is_regular_file() && (!contains(path, "/.e2s/") || contains(path, "/.e2s/files/"))) {
       files.push_back(entry.path());
     }
   }
   return files;
+}
+
+fs::path data_file(const fs::path& storage, const std::string& file_path) {
+  return storage / ".e2s" / "files" / file_path;
+}
+
+fs::path storage_of(const fs::path& data, const std::string& file_path) {
+  fs::path storage = data;
+  for (const auto& part : fs::path(file_path)) {
+    (void)part;
+    storage = storage.parent_path();
+  }
+  return storage.parent_path().parent_path();
 }
 
 nlohmann::json cached_meta(const fs::path& storage, const std::string& file_path) {

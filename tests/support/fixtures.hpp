@@ -42,9 +42,15 @@ void expect_one_error_line(const CliRun& run);
 // The Error `action` throws; a test failure when it throws none.
 e2s::Error error_of(const std::function<void()>& action);
 
-// Every file under the cache folder `cache` except the cache's own
-// bookkeeping (.e2s/).
+// Every cached file under the cache folder `cache` (in .e2s/files/), and
+// any other program's file there; not the cache's own bookkeeping.
 std::vector<std::filesystem::path> cached_files(const std::filesystem::path& cache);
+
+// Where the cache folder `storage` keeps `file_path` (same_names on):
+// .e2s/files/<file path>.
+std::filesystem::path data_file(const std::filesystem::path& storage, const std::string& file_path);
+// The cache folder of the data file `data` of `file_path`: the inverse.
+std::filesystem::path storage_of(const std::filesystem::path& data, const std::string& file_path);
 
 // The metadata record (.e2s/meta/*.json) a cache storage folder keeps for
 // `file_path`, or null when there is none.
