@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "cache/folder.hpp"
+#include "e2s/error.hpp"
 #include "util/text.hpp"
 
 namespace e2s::detail {
@@ -100,6 +101,30 @@ std::filesystem::path hf_home() {
 
 }  // namespace
 
+namespace {
+
+HfCacheMode hf_cache_mode(const HubOptions& given) {
+  if (given.cache_mode) return *given.cache_mode;
+  const auto value = env_value("E2S_HF_CACHE");
+  if (!value) return HfCacheMode::read;
+  const std::string mode = ascii_lower(*value);
+  if (mode == "off" || mode == "0" || mode == "no" || mode == "false") return HfCacheMode::off;
+  if (mode == "read") return HfCacheMode::read;
+  if (mode == "share") return HfCacheMode::share;
+  throw Error(Errc::other, "E2S_HF_CACHE is \"" + escaped(*value) + "\"; set it to off, read or share");
+}
+
+std::filesystem::path hf_hub_cache(const HubOptions& given) {
+  if (given.cache) return absolute_folder(*given.cache);
+  for (const char* name : {"HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"}) {
+    if (auto folder = env_value(name)) return absolute_folder(*folder);
+  }
+  const std::filesystem::path home = hf_home();
+  return home.empty() ? home : absolute_folder(home / "hub");
+}
+
+}  // namespace
+
 HfSettings hf_settings(const HubOptions& given) {
   HfSettings settings;
   settings.endpoint = given.endpoint ? *given.endpoint : env_value("HF_ENDPOINT").value_or("https://huggingface.co");
@@ -126,6 +151,13 @@ HfSettings hf_settings(const HubOptions& given) {
   if (!token) return settings;
   settings.token = strip_token(std::move(*token));
   settings.token_source = settings.token.empty() ? "" : "the token file " + file.string();
+  return settings;
+}
+
+HfCacheSettings hf_cache_settings(const HubOptions& given) {
+  HfCacheSettings settings;
+  settings.mode = hf_cache_mode(given);
+  if (settings.mode != HfCacheMode::off) settings.folder = hf_hub_cache(given);
   return settings;
 }
 

@@ -63,6 +63,16 @@ struct HfSettings {
 // HF_HUB_DISABLE_IMPLICIT_TOKEN turns the token off.
 HfSettings hf_settings(const HubOptions& given);
 
+// How hf:// roots use huggingface_hub's cache, and where it is.
+struct HfCacheSettings {
+  HfCacheMode mode = HfCacheMode::read;
+  std::filesystem::path folder;  // absolute; "" when there is no home to find it in
+};
+// The values of `given`, and for each one unset: E2S_HF_CACHE; HF_HUB_CACHE,
+// else HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub. Throws Error(other) for an
+// E2S_HF_CACHE that is none of off, read, share.
+HfCacheSettings hf_cache_settings(const HubOptions& given);
+
 // Where NGC is and the key to it (protocols.md §2.6).
 struct NgcSettings {
   std::string api_base;    // ends with '/'; default https://api.ngc.nvidia.com/

@@ -56,6 +56,14 @@ struct ExtractOptions {
   std::uint64_t max_entries = 1000000;
 };
 
+// How hf:// roots use huggingface_hub's own cache (the "hub" folder that
+// `hf download` and transformers fill; README, "Sharing caches").
+enum class HfCacheMode {
+  off,    // neither read nor written
+  read,   // a file found there (verified) is hard-linked, not downloaded
+  share,  // ... and what e2s downloads is also placed there, in its layout
+};
+
 // The Hugging Face Hub, for hf:// roots. Never logged.
 struct HubOptions {
   // Default: HF_ENDPOINT, else https://huggingface.co.
@@ -64,6 +72,12 @@ struct HubOptions {
   // Default: HF_TOKEN, else HUGGING_FACE_HUB_TOKEN, else the file
   // HF_TOKEN_PATH ($HF_HOME/token); none with HF_HUB_DISABLE_IMPLICIT_TOKEN.
   std::optional<std::string> token;
+  // Default: E2S_HF_CACHE (off, read or share), else read.
+  std::optional<HfCacheMode> cache_mode;
+  // huggingface_hub's cache folder. Default: HF_HUB_CACHE, else
+  // HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub (HF_HOME defaulting to
+  // $XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface).
+  std::optional<std::filesystem::path> cache;
 };
 
 // NGC, for ngc:// roots. Never logged.

@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <vector>
 
 #include "cache/folder.hpp"
 #include "cache/layout.hpp"
@@ -458,6 +459,31 @@ void Cache::save_journal(const Temp& temp, std::string_view key, const Partial& 
     forget_journal(*folder, temp.folder);
     throw;
   }
+}
+
+bool Cache::fill_temp(const Temp& temp, const fs::path& source) const {
+  Folder folder = *Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
+  // What an earlier attempt left is of no use: the file is whole elsewhere.
+  forget_journal(folder, temp.folder);
+  if (::unlinkat(folder.fd(), kData, 0) != 0 && errno != ENOENT) throw io_error("cannot remove", temp.data, errno);
+  if (::linkat(AT_FDCWD, source.c_str(), folder.fd(), kData, 0) == 0) return true;
+  const int link_error = errno;
+  UniqueFd in(::open(source.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!in) throw io_error("cannot read", source, errno);
+  UniqueFd out(::openat(folder.fd(), kData, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!out) throw io_error("cannot create", temp.data, errno);
+  log::info("copying {} into the cache: it cannot be hard-linked ({})", source.string(), std::strerror(link_error));
+  bool failed_read = false;
+  if (const int error = copy_durably(in.get(), out.get(), failed_read); error != 0) {
+    throw failed_read ? io_error("cannot read", source, error) : io_error("cannot write", temp.data, error);
+  }
+  return false;
+}
+
+std::optional<FileDigest> Cache::hash_temp(const Temp& temp, bool git_sha1, bool md5) const {
+  auto folder = Folder::open(storage_, temp.folder.lexically_relative(storage_), /*create=*/false);
+  if (!folder) return std::nullopt;
+  return hash_file_at(folder->fd(), kData, git_sha1, md5);
 }
 
 void Cache::release_temp(const Temp& temp) const {

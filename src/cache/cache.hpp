@@ -31,6 +31,7 @@
 
 #include <sys/stat.h>
 
+#include "cache/folder.hpp"
 #include "cache/lock.hpp"
 #include "e2s/error.hpp"
 #include "e2s/options.hpp"
@@ -153,6 +154,16 @@ class Cache {
     std::optional<Partial> partial;
   };
   Temp claim_temp(std::string_view key) const;
+
+  // Makes `source`, another cache's complete file, `temp`'s data: a hard
+  // link (the same inode: no byte copied, no byte more on disk) or, where
+  // that is impossible (another filesystem), a copy. Returns whether it is a
+  // link. Throws Error(io).
+  bool fill_temp(const Temp& temp, const std::filesystem::path& source) const;
+
+  // The digests of `temp`'s data (see hash_file_at); nullopt when it cannot
+  // be read.
+  std::optional<FileDigest> hash_temp(const Temp& temp, bool git_sha1, bool md5) const;
 
   // Records which bytes of `temp`'s data are durably written; an empty
   // `partial` removes the record. When the record cannot be written it is

@@ -77,7 +77,7 @@ std::optional<std::string> read_small(int folder_fd, const char* name, int flags
 
 }  // namespace
 
-std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name) {
+std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name, bool git_sha1, bool md5) {
   const int fd = ::openat(folder_fd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   struct stat status {};
@@ -88,6 +88,14 @@ std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name) {
   }
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   Digest digest(DigestAlgorithm::sha256);
+  std::optional<Digest> git;
+  if (git_sha1) {
+    git.emplace(DigestAlgorithm::sha1);
+    const std::string header = "blob " + std::to_string(status.st_size) + std::string(1, '\0');
+    git->update(header.data(), header.size());
+  }
+  std::optional<Digest> md5_digest;
+  if (md5) md5_digest.emplace(DigestAlgorithm::md5);
   FileDigest result;
   std::vector<char> block(1u << 20);
   for (;;) {
@@ -100,10 +108,15 @@ std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name) {
     }
     if (n == 0) break;
     digest.update(block.data(), static_cast<std::size_t>(n));
+    if (git) git->update(block.data(), static_cast<std::size_t>(n));
+    if (md5_digest) md5_digest->update(block.data(), static_cast<std::size_t>(n));
     result.size += static_cast<std::uint64_t>(n);
   }
   ::close(fd);
   result.sha256 = digest.hex_final();
+  if (md5_digest) result.md5 = md5_digest->hex_final();
+  // A file that grew or shrank while read has no git hash of one size.
+  if (git && result.size == static_cast<std::uint64_t>(status.st_size)) result.git_sha1 = git->hex_final();
   return result;
 }
 

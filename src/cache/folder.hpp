@@ -28,12 +28,18 @@ std::optional<std::string> read_small_file(const std::filesystem::path& path);
 
 // The size and lowercase hex SHA-256 of the regular file `name` in the folder
 // `folder_fd` (not following a symlink, never waiting on a FIFO); nullopt,
-// with errno set, when it is not a regular file or cannot be read.
+// with errno set, when it is not a regular file or cannot be read. With
+// `git_sha1`, also its git blob hash (sha1 of "blob <size>\0" and the bytes:
+// how git, and the Hugging Face cache, name a regular file) and with `md5`
+// its MD5 (what S3 and GCS report), in the same read.
 struct FileDigest {
   std::uint64_t size = 0;
   std::string sha256;
+  std::string git_sha1;  // "" unless asked for
+  std::string md5;       // "" unless asked for
 };
-std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name);
+std::optional<FileDigest> hash_file_at(int folder_fd, const std::string& name, bool git_sha1 = false,
+                                       bool md5 = false);
 
 class Folder {
  public:

@@ -17,6 +17,7 @@ Resolver::Resolver(const Location& location, const PackageOptions& options)
     : location_(location),
       options_(options),
       cache_(options.cache_options.cache_storage, options.cache_options, options.clock),
+      neighbours_(location, options),
       connection_slots_(options.max_connections) {}
 
 Store& Resolver::store() {
@@ -67,13 +68,7 @@ fs::path Resolver::resolve(std::string_view file_path) {
   // when its bytes are the recorded ones.
   if (!hit) hit = cache_.reverify(key, path);
   if (*options_.offline) {
-    if (!hit) {
-      throw Error(Errc::offline_miss,
-                  key + " is not in the cache at " + cache_.storage().string() +
-                      " and offline mode is on; fetch it first where the network is reachable: "
-                      "e2s fetch " + location_.root + " " + path,
-                  key);
-    }
+    if (!hit) return offline_miss(key, path, file_path);
     if (hit->expired) log::warn("offline: serving {} although it expired", key);
     return remember(file_path, std::move(hit->path), hit->entry);
   }
@@ -126,8 +121,90 @@ bool Resolver::still_current(const std::string& path, const std::string& key, Ca
   return true;
 }
 
+// A miss in offline mode: only what a neighbour cache holds can serve it.
+fs::path Resolver::offline_miss(const std::string& key, const std::string& path, std::string_view file_path) {
+  if (auto found = neighbours_.without_request(path, /*offline=*/true)) {
+    DownloadLock lock = cache_.lock(key, lock_options(options_, "adopting", key));
+    if (auto hit = cache_.lookup_any(key, path)) return remember(file_path, std::move(hit->path), hit->entry);
+    return adopt(*found, key, path, file_path);
+  }
+  const fs::path hf = neighbours_.hf_folder();
+  throw Error(Errc::offline_miss,
+              key + " is not in the cache at " + cache_.storage().string() +
+                  (hf.empty() ? std::string() : " nor in the Hugging Face cache at " + hf.string()) +
+                  " and offline mode is on; fetch it first where the network is reachable: "
+                  "e2s fetch " + location_.root + " " + path,
+              key);
+}
+
+// Takes a neighbour cache's file into this cache: a hard link checked
+// against what names its bytes, committed as a download would be. A file
+// whose bytes are not what its name says is an integrity error, never a hit.
+fs::path Resolver::adopt(const NeighbourFile& found, const std::string& key, const std::string& path,
+                         std::string_view file_path) {
+  const Cache::Temp temp = cache_.claim_temp(key);
+  try {
+    const bool linked = cache_.fill_temp(temp, found.origin.path);
+    const auto digest = cache_.hash_temp(temp, !found.git_sha1.empty(), !found.md5.empty());
+    std::string wrong;
+    if (!digest) {
+      wrong = "cannot be read";
+    } else if (found.size && digest->size != *found.size) {
+      wrong = "holds " + std::to_string(digest->size) + " bytes, not " + std::to_string(*found.size);
+    } else if (!found.sha256.empty() && digest->sha256 != found.sha256) {
+      wrong = "has sha256 " + digest->sha256 + ", not " + found.sha256;
+    } else if (!found.git_sha1.empty() && digest->git_sha1 != found.git_sha1) {
+      wrong = "has git blob hash " + digest->git_sha1 + ", not " + found.git_sha1;
+    } else if (!found.md5.empty() && digest->md5 != found.md5) {
+      wrong = "has MD5 " + digest->md5 + ", not " + found.md5;
+    }
+    if (!wrong.empty()) {
+      const bool hf = found.origin.cache == "hf";
+      throw Error(Errc::integrity,
+                  found.origin.path.string() + " in the " + (hf ? "Hugging Face" : "Earth2Studio") + " cache " +
+                      wrong + ", so it is not " + key + "; delete it, or set " +
+                      (hf ? "E2S_HF_CACHE=off" : "another cache_storage") + " to download the file instead",
+                  key);
+    }
+    if (!found.unverified.empty()) log::info("{}: taking {} unverified: {}", key, found.origin.path.string(), found.unverified);
+    CacheEntry entry;
+    entry.key = key;
+    entry.file_path = path;
+    entry.size = digest->size;
+    entry.etag = found.etag;
+    entry.sha256 = digest->sha256;
+    entry.version = found.version;
+    entry.fetched_at = options_.clock();
+    if (linked) entry.linked = found.origin;
+    fs::path final_path = cache_.commit(temp, entry);
+    cache_.drop_temp(temp);
+    log::info("{}: {} {} ({} cache), nothing downloaded", key, linked ? "hard-linked" : "copied",
+              found.origin.path.string(), found.origin.cache);
+    return remember(file_path, std::move(final_path), entry);
+  } catch (...) {
+    cache_.drop_temp(temp);
+    throw;
+  }
+}
+
+// adopt() where the network can make up for a bad neighbour: its failure is
+// reported, and the file downloaded instead.
+std::optional<fs::path> Resolver::try_adopt(const NeighbourFile& found, const std::string& key,
+                                            const std::string& path, std::string_view file_path) {
+  try {
+    return adopt(found, key, path, file_path);
+  } catch (const ForeignFile&) {
+    throw;  // the final path is the problem, which a download shares
+  } catch (const Error& error) {
+    if (error.code() != Errc::integrity && error.code() != Errc::io) throw;
+    log::warn("{}; downloading it instead", error.what());
+    return std::nullopt;
+  }
+}
+
 // A miss, or `replacing` changed on the server: one process downloads (the
-// lock), the others wait for its copy.
+// lock), the others wait for its copy. A neighbour cache's copy goes first:
+// one without a request (a pinned commit), else one the store's answer names.
 fs::path Resolver::download(const std::string& key, const std::string& path, std::string_view file_path,
                             const CacheEntry* replacing) {
   DownloadLock lock = cache_.lock(key, lock_options(options_, "downloading", key));
@@ -137,9 +214,17 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
     log::debug("cache hit after waiting: {} -> {}", key, hit->path.string());
     return remember(file_path, std::move(hit->path), hit->entry);
   }
+  if (replacing == nullptr) {
+    if (auto found = neighbours_.without_request(path, /*offline=*/false)) {
+      if (auto adopted = try_adopt(*found, key, path, file_path)) return *adopted;
+    }
+  }
 
   Store& source = store();
   const RemoteFile file = source.stat(path, key);
+  if (auto found = neighbours_.matching(path, file)) {
+    if (auto adopted = try_adopt(*found, key, path, file_path)) return *adopted;
+  }
   log::debug("downloading {} ({} bytes)", key, file.size ? std::to_string(*file.size) : std::string("unknown"));
 
   const Cache::Temp temp = cache_.claim_temp(key);
@@ -173,6 +258,14 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
     fs::path final_path = cache_.commit(temp, entry);
     cache_.drop_temp(temp);
     log::debug("cached {} at {}", key, final_path.string());
+    if (auto linked = neighbours_.share(final_path, path, file)) {
+      entry.linked = std::move(linked);
+      try {
+        cache_.record(entry);  // so that `cache ls` shows it shared, and `cache rm` leaves the blob
+      } catch (const Error& error) {
+        log::debug("cannot record that {} is shared: {}", key, error.what());
+      }
+    }
     return remember(file_path, std::move(final_path), entry);
   } catch (const ForeignFile&) {
     // The final path holds another program's file. The download is whole and

@@ -19,6 +19,7 @@
 #include "http/client.hpp"
 #include "stores/store.hpp"
 #include "http/retry.hpp"
+#include "package/neighbour_caches.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::detail {
@@ -47,10 +48,16 @@ class Resolver {
   bool still_current(const std::string& path, const std::string& key, CacheEntry entry);
   std::filesystem::path download(const std::string& key, const std::string& path, std::string_view file_path,
                                  const CacheEntry* replacing);
+  std::filesystem::path offline_miss(const std::string& key, const std::string& path, std::string_view file_path);
+  std::filesystem::path adopt(const NeighbourFile& found, const std::string& key, const std::string& path,
+                              std::string_view file_path);
+  std::optional<std::filesystem::path> try_adopt(const NeighbourFile& found, const std::string& key,
+                                                 const std::string& path, std::string_view file_path);
 
   const Location& location_;
   const PackageOptions& options_;
   Cache cache_;
+  NeighbourCaches neighbours_;
 
   // Every request of this package's downloads holds one: parallel files and
   // parallel parts together keep to max_connections.

@@ -6,6 +6,7 @@
 
 #include "env.hpp"
 #include "stores/store.hpp"
+#include "util/hash.hpp"
 #include "util/text.hpp"
 #include "log.hpp"
 
@@ -15,14 +16,6 @@ namespace {
 // Relative redirects inside the Hub (renamed repos, resolve-cache) are
 // followed by hand; more than this is a loop.
 constexpr int kMaxHubRedirects = 10;
-
-bool is_sha256_hex(std::string_view text) {
-  if (text.size() != 64) return false;
-  for (char c : text) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
 
 // The URL of rel="next" in a GitHub-style Link header, "" when none.
 std::string next_link(const std::string& header) {
@@ -124,7 +117,7 @@ class HfStore final : public Store {
     file.etag = unquote_etag(linked_etag.empty() ? response.header("etag") : linked_etag);
     // LFS and Xet files are named by their sha256; git blobs by a sha1 that
     // is not a hash of the bytes alone, so those are checked by size only.
-    if (is_sha256_hex(file.etag)) file.sha256 = file.etag;
+    if (is_lower_hex(file.etag, 64)) file.sha256 = file.etag;
     const bool redirected = response.status >= 300 && response.status < 400;
     file.size = http::parse_decimal(response.header("x-linked-size"));
     if (!file.size && !redirected) file.size = http::parse_decimal(response.header("content-length"));
@@ -169,12 +162,7 @@ class HfStore final : public Store {
 
   // A revision that is a full commit hash names the same files forever;
   // a branch or tag may move.
-  bool pinned() const override {
-    const std::string& revision = hf_.revision;
-    return revision.size() == 40 && std::all_of(revision.begin(), revision.end(), [](char c) {
-             return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
-           });
-  }
+  bool pinned() const override { return is_lower_hex(hf_.revision, 40); }
 
   Error error_for(const http::Result& failed, const std::string& uri, int attempts) const override {
     if (failed.transport != http::Transport::ok) return http_error(failed, uri, attempts);

@@ -15,7 +15,9 @@ struct Digest::Impl {
 };
 
 Digest::Digest(DigestAlgorithm algorithm) : impl_(std::make_unique<Impl>()) {
-  impl_->md = algorithm == DigestAlgorithm::md5 ? EVP_md5() : EVP_sha256();
+  impl_->md = algorithm == DigestAlgorithm::md5    ? EVP_md5()
+              : algorithm == DigestAlgorithm::sha1 ? EVP_sha1()
+                                                   : EVP_sha256();
   impl_->ctx = EVP_MD_CTX_new();
   if (impl_->ctx == nullptr) throw std::bad_alloc();
   reset();
@@ -49,6 +51,14 @@ std::string sha256_hex(std::string_view data) {
   Digest digest(DigestAlgorithm::sha256);
   digest.update(data.data(), data.size());
   return digest.hex_final();
+}
+
+bool is_lower_hex(std::string_view text, std::size_t length) {
+  if (text.size() != length) return false;
+  for (const char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
 }
 
 namespace {

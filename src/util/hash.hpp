@@ -11,7 +11,9 @@
 
 namespace e2s::detail {
 
-enum class DigestAlgorithm { sha256, md5 };
+// sha1 only to check files named by a git blob hash (the Hugging Face
+// cache's regular files), never as a security boundary of its own.
+enum class DigestAlgorithm { sha256, md5, sha1 };
 
 // Incremental digest. Not thread-safe; one per stream.
 class Digest {
@@ -47,5 +49,8 @@ class Crc32c {
 
 // Lowercase hex SHA-256 of `data`.
 std::string sha256_hex(std::string_view data);
+
+// Whether `text` is `length` lowercase hex digits (a digest's name).
+bool is_lower_hex(std::string_view text, std::size_t length);
 
 }  // namespace e2s::detail

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 #include <utility>
 
 namespace e2s::detail {
@@ -39,6 +40,18 @@ ssize_t pread_some(int fd, void* buffer, std::size_t size, off_t offset) noexcep
     const ssize_t n = ::pread(fd, buffer, size, offset);
     if (n >= 0 || errno != EINTR) return n;
   }
+}
+
+int copy_durably(int from, int to, bool& failed_read) {
+  std::vector<char> block(std::size_t{1} << 20);
+  for (;;) {
+    const ssize_t n = read_some(from, block.data(), block.size());
+    failed_read = n < 0;
+    if (n < 0) return errno;
+    if (n == 0) break;
+    if (!write_all(to, block.data(), static_cast<std::size_t>(n))) return errno;
+  }
+  return ::fsync(to) == 0 ? 0 : errno;
 }
 
 bool write_all(int fd, const void* data, std::size_t size) noexcept {

@@ -39,4 +39,9 @@ ssize_t pread_some(int fd, void* buffer, std::size_t size, off_t offset) noexcep
 bool write_all(int fd, const void* data, std::size_t size) noexcept;
 bool pwrite_all(int fd, const void* data, std::size_t size, off_t offset) noexcept;
 
+// Copies what is left to read of `from` to `to` and makes it durable
+// (fsync); 0, or the errno of the read or write that failed (`failed_read`
+// says which).
+int copy_durably(int from, int to, bool& failed_read);
+
 }  // namespace e2s::detail

@@ -15,7 +15,7 @@ inline bool scrubbed(const std::string& name) {
   for (const char* prefix : {"AWS_", "HF_", "NGC_", "EARTH2STUDIO_"}) {
     if (name.rfind(prefix, 0) == 0) return true;
   }
-  for (const char* exact : {"HUGGING_FACE_HUB_TOKEN", "STORAGE_EMULATOR_HOST",
+  for (const char* exact : {"HUGGING_FACE_HUB_TOKEN", "E2S_HF_CACHE", "STORAGE_EMULATOR_HOST",
                             "CLOUD_STORAGE_EMULATOR_ENDPOINT", "XDG_CACHE_HOME", "http_proxy",
                             "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy",
                             "CURL_CA_BUNDLE", "SSL_CERT_FILE"}) {

@@ -10,8 +10,7 @@
 
 namespace e2s::test {
 
-TempDir::TempDir() {
-  const auto base = std::filesystem::temp_directory_path();
+TempDir::TempDir(const std::filesystem::path& base) {
   std::random_device entropy;
   // The pid keeps parallel ctest processes apart; the random part keeps apart
   // several folders of one process and leftovers of a crashed earlier run.

@@ -12,7 +12,9 @@ namespace e2s::test {
 // std::filesystem::filesystem_error when the folder cannot be created.
 class TempDir {
  public:
-  TempDir();
+  TempDir() : TempDir(std::filesystem::temp_directory_path()) {}
+  // The same under `base` (e.g. another filesystem).
+  explicit TempDir(const std::filesystem::path& base);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
