@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 #include <spdlog/spdlog.h>
 #include <string>
@@ -86,6 +87,27 @@ nlohmann::ordered_json extracted_json(const ExtractedFolder& folder) {
           {"last_used", detail::iso8601_utc(folder.last_used)}};
 }
 
+// ", 2 shared with the hf cache": how many of a package's files are the
+// very inodes of another cache's files (which removing e2s's copy keeps).
+std::string sharing_note(const CachedPackage& package) {
+  std::map<std::string, std::size_t> shared;
+  for (const StoredFile& file : package.files) {
+    if (file.state == DataState::present && file.entry.linked) ++shared[file.entry.linked->cache];
+  }
+  std::string note;
+  for (const auto& [cache, count] : shared) {
+    note += ", " + std::to_string(count) + " shared with the " + cache + " cache";
+  }
+  return note;
+}
+
+// What removing `file` frees: nothing when another cache keeps its bytes.
+std::uint64_t freed_by(const StoredFile& file, bool include_hf_cache) {
+  const auto& linked = file.entry.linked;
+  if (linked && !(include_hf_cache && linked->cache == "hf")) return 0;
+  return file.bytes;
+}
+
 int run_ls(const std::filesystem::path& cache_root, bool json) {
   const Inventory inventory = scan(cache_root);
   nlohmann::ordered_json packages = nlohmann::ordered_json::array();
@@ -93,7 +115,8 @@ int run_ls(const std::filesystem::path& cache_root, bool json) {
     if (!shown(package)) continue;
     if (!json) {
       out((package.root.empty() ? "-" : package.root) + "\t" +
-          plural(package.present_files(), "file", "files") + "\t" + detail::human_bytes(package.bytes()) +
+          plural(package.present_files(), "file", "files") + sharing_note(package) + "\t" +
+          detail::human_bytes(package.bytes()) +
           "\t" + detail::iso8601_utc(package.last_used()) + "\t" + package.folder.string());
       continue;
     }
@@ -102,6 +125,8 @@ int run_ls(const std::filesystem::path& cache_root, bool json) {
     for (const StoredFile& file : package.files) {
       for (const ExtractedFolder& folder : file.extracted) extracted.push_back(extracted_json(folder));
       if (file.state == DataState::missing) continue;
+      nlohmann::ordered_json linked = nullptr;
+      if (file.entry.linked) linked = {{"cache", file.entry.linked->cache}, {"path", file.entry.linked->path.string()}};
       entries.push_back({{"file", file.entry.file_path},
                          {"state", file.state == DataState::present ? "cached" : "changed"},
                          {"path", file.data.string()},
@@ -110,7 +135,8 @@ int run_ls(const std::filesystem::path& cache_root, bool json) {
                          {"last_used", detail::iso8601_utc(file.last_used)},
                          {"sha256", file.entry.sha256},
                          {"etag", file.entry.etag},
-                         {"version", file.entry.version}});
+                         {"version", file.entry.version},
+                         {"linked", std::move(linked)}});
     }
     for (const ExtractedFolder& folder : package.extracted) extracted.push_back(extracted_json(folder));
     packages.push_back({{"root", package.root},
@@ -276,7 +302,7 @@ std::uint64_t total_bytes(const Inventory& inventory) {
 }
 
 int run_prune(const std::filesystem::path& cache_root, const std::string& older_than, const std::string& max_size,
-              bool dry_run) {
+              bool dry_run, bool include_hf_cache) {
   const Inventory inventory = scan(cache_root);
   detail::PruneOptions options;
   if (!older_than.empty()) options.older_than = detail::parse_duration(older_than);
@@ -294,7 +320,9 @@ int run_prune(const std::filesystem::path& cache_root, const std::string& older_
   }
   for (const detail::PruneItem& item : detail::plan_prune(inventory, options)) {
     const detail::Removal removal =
-        dry_run || !item.file ? detail::Removal::removed : detail::remove_file(inventory.cache_root, *item.file);
+        dry_run || !item.file ? detail::Removal::removed
+                              : detail::remove_file(inventory.cache_root, *item.file,
+                                                    {.include_hf_cache = include_hf_cache});
     if (dry_run) {
       out("would remove " + describe(item));
     } else if (removal == detail::Removal::fetched_again) {
@@ -309,7 +337,7 @@ int run_prune(const std::filesystem::path& cache_root, const std::string& older_
       out("removed " + describe(item));
     }
     (item.file ? files : folders) += 1;
-    freed += item.bytes;
+    freed += item.file ? freed_by(*item.file, include_hf_cache) : item.bytes;
     touched.insert(item.package->folder);
   }
   if (!dry_run) {
@@ -326,7 +354,7 @@ int run_prune(const std::filesystem::path& cache_root, const std::string& older_
   return 0;
 }
 
-int run_rm(const std::filesystem::path& cache_root, const std::string& root) {
+int run_rm(const std::filesystem::path& cache_root, const std::string& root, bool include_hf_cache) {
   const Inventory inventory = scan(cache_root);
   const std::vector<const CachedPackage*> packages = packages_of(inventory, root);
   std::size_t files = 0;
@@ -336,16 +364,21 @@ int run_rm(const std::filesystem::path& cache_root, const std::string& root) {
       // Even when fetched again since the scan: rm means all of ROOT. A file
       // another program changed stays; e2s only stops vouching for it.
       const detail::Removal removal =
-          detail::remove_file(inventory.cache_root, file, {.keep_if_fetched_again = false, .forget_changed = true});
+          detail::remove_file(inventory.cache_root, file,
+                              {.keep_if_fetched_again = false, .forget_changed = true,
+                               .include_hf_cache = include_hf_cache});
       if (removal == detail::Removal::changed) {
         out("left " + file.data.string() + " in place: changed by another program since e2s cached it; "
             "removed e2s's record of " + file.entry.key);
       } else if (file.state == DataState::missing) {
         out("removed the metadata of " + file.entry.key + " (its file was missing)");
       } else {
-        out("removed " + file.entry.key + " (" + file.data.string() + ", " + detail::human_bytes(file.bytes) + ")");
+        const auto& linked = file.entry.linked;
+        const bool kept = linked && !(include_hf_cache && linked->cache == "hf");
+        out("removed " + file.entry.key + " (" + file.data.string() + ", " + detail::human_bytes(file.bytes) +
+            (kept ? "; its bytes stay in the " + linked->cache + " cache at " + linked->path.string() : "") + ")");
         ++files;
-        freed += file.bytes;
+        freed += freed_by(file, include_hf_cache);
       }
       for (const ExtractedFolder& folder : file.extracted) {
         out("removed extracted folder " + folder.path.string() + " (" + detail::human_bytes(folder.bytes) + ")");
@@ -387,6 +420,7 @@ struct CacheCommand::Options {
   std::string older_than;
   std::string max_size;
   bool dry_run = false;
+  bool include_hf_cache = false;
 };
 
 CacheCommand::CacheCommand(CLI::App& app) : options_(std::make_unique<Options>()) {
@@ -411,7 +445,8 @@ CacheCommand::CacheCommand(CLI::App& app) : options_(std::make_unique<Options>()
   o.ls->fallthrough();
   o.ls->add_flag("--json", o.json,
                  "A JSON array instead: root, folder, files, bytes, last_used, entries (file, path, bytes, "
-                 "fetched_at, last_used, sha256, etag, version) and extracted folders");
+                 "fetched_at, last_used, sha256, etag, version, linked: another cache's file of the same inode) and "
+                 "extracted folders");
   o.ls->footer("Examples:\n  e2s cache ls\n  e2s --cache-dir /shared/cache cache ls --json");
 
   o.verify = o.cache->add_subcommand(
@@ -439,6 +474,9 @@ CacheCommand::CacheCommand(CLI::App& app) : options_(std::make_unique<Options>()
       ->check(validator([](const std::string& text) { return detail::parse_byte_size(text).has_value(); },
                         "SIZE", "a size such as 1048576, 500M, 10G or 1.5GiB"));
   o.prune->add_flag("--dry-run", o.dry_run, "Print what would be removed; remove nothing");
+  o.prune->add_flag("--include-hf-cache", o.include_hf_cache,
+                    "Also delete the Hugging Face cache's blob of a file shared with it (else only e2s's "
+                    "name goes, and the bytes stay for huggingface_hub)");
   o.prune->callback([&o] {
     if (o.older_than.empty() && o.max_size.empty()) {
       throw CLI::ValidationError("prune", "give --older-than, --max-size or both");
@@ -454,6 +492,9 @@ CacheCommand::CacheCommand(CLI::App& app) : options_(std::make_unique<Options>()
             "cached for ROOT");
   o.rm->fallthrough();
   o.rm->add_option("ROOT", o.root, "Package root, as given to resolve")->required();
+  o.rm->add_flag("--include-hf-cache", o.include_hf_cache,
+                 "Also delete the Hugging Face cache's blobs (and snapshot links) of files shared with it; "
+                 "Earth2Studio's files are never deleted");
   o.rm->footer("Examples:\n  e2s cache rm hf://ns/model@main\n  e2s cache rm https://example.org/models/tiny");
 }
 
@@ -465,8 +506,8 @@ int CacheCommand::run(const std::filesystem::path& cache_root, bool quiet) {
   const Options& o = *options_;
   if (o.ls->parsed()) return run_ls(cache_root, o.json);
   if (o.verify->parsed()) return run_verify(cache_root, o.root, o.remove, quiet);
-  if (o.prune->parsed()) return run_prune(cache_root, o.older_than, o.max_size, o.dry_run);
-  return run_rm(cache_root, o.root);
+  if (o.prune->parsed()) return run_prune(cache_root, o.older_than, o.max_size, o.dry_run, o.include_hf_cache);
+  return run_rm(cache_root, o.root, o.include_hf_cache);
 }
 
 }  // namespace e2s::cli

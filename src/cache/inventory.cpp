@@ -25,6 +25,7 @@
 #include "util/posix.hpp"
 #include "util/text.hpp"
 #include "log.hpp"
+#include "neighbours/hf_cache.hpp"
 
 namespace e2s::detail {
 namespace {
@@ -589,6 +590,13 @@ Removal remove_file(const fs::path& cache_root, const StoredFile& file, const Re
   if (present && !changed &&
       ::unlinkat(data_parent->fd(), data_relative.filename().c_str(), 0) != 0 && errno != ENOENT) {
     throw removal_error("", file.data, folder, errno);
+  }
+  const auto& linked = file.entry.linked;
+  if (options.include_hf_cache && present && !changed && linked && linked->cache == "hf") {
+    struct stat blob {};
+    if (::lstat(linked->path.c_str(), &blob) == 0 && blob.st_ino == status.st_ino && blob.st_dev == status.st_dev) {
+      remove_hf_blob(linked->path);
+    }
   }
   for (const ExtractedFolder& extracted : file.extracted) remove_extracted(cache_root, extracted);
   return changed ? Removal::changed : Removal::removed;

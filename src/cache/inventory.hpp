@@ -140,6 +140,10 @@ struct RemoveOptions {
   // vouches for it) and its extracted folders, leaving the file. Else
   // nothing is removed.
   bool forget_changed = false;
+  // For a file hard-linked with the Hugging Face cache's blob: remove the
+  // blob (and its snapshot links) too, when it is still that very file.
+  // Else only e2s's name of it goes.
+  bool include_hf_cache = false;
 };
 
 // Removes `file`: its metadata, then its data file (when one is there and it

@@ -106,6 +106,20 @@ void make_folders(const fs::path& folder) {
 
 }  // namespace
 
+void remove_hf_blob(const fs::path& blob) {
+  const fs::path repo = blob.parent_path().parent_path();
+  std::error_code error;
+  // Snapshot links first: a link without its blob would be a broken file.
+  for (fs::recursive_directory_iterator it(repo / "snapshots", error), end; !error && it != end; it.increment(error)) {
+    if (!it->is_symlink()) continue;
+    const fs::path target = fs::read_symlink(it->path(), error);
+    if (!error && !target.is_absolute() && (it->path().parent_path() / target).lexically_normal() == blob) {
+      if (::unlink(it->path().c_str()) != 0) throw write_error("remove", it->path(), errno);
+    }
+  }
+  if (::unlink(blob.c_str()) != 0 && errno != ENOENT) throw write_error("remove", blob, errno);
+}
+
 bool is_hf_blob_name(const std::string& text) { return is_lower_hex(text, 40) || is_lower_hex(text, 64); }
 
 HfRepoCache::HfRepoCache(fs::path hub_cache, const HfLocation& repo) : hub_cache_(std::move(hub_cache)) {

@@ -69,6 +69,11 @@ class HfRepoCache {
   std::filesystem::path folder_;
 };
 
+// Removes the blob `blob` (<repo folder>/blobs/<etag>) and the snapshot
+// links of its repo that lead to it, so that huggingface_hub sees the file
+// as not downloaded. Throws Error(io).
+void remove_hf_blob(const std::filesystem::path& blob);
+
 // Whether `text` can name a blob: an ETag of 40 (git sha1) or 64 (sha256)
 // lowercase hex digits, the only ones whose bytes can be checked.
 bool is_hf_blob_name(const std::string& text);

@@ -376,3 +376,35 @@ TEST_F(HfCacheTest, ShareModeNeverReplacesABlobThatIsThere) {
 }
 
 }  // namespace
+
+namespace {
+
+// `e2s cache` marks what it shares, and deletes the HF cache's blob only
+// when told to.
+TEST_F(HfCacheTest, CacheLsMarksSharedFilesAndRmLeavesTheBlobUnlessTold) {
+  e2s::test::CliOptions cli;
+  cli.env = {{"HF_HUB_CACHE", hf_.path().string()}, {"HF_ENDPOINT", hub_->url()},
+             {"EARTH2STUDIO_MODEL_CACHE", cache_.path().string()}, {"E2S_HF_CACHE", "share"}};
+  auto e2s = [&](std::vector<std::string> args) { return e2s::test::CliProcess(args, cli).wait(); };
+  ASSERT_EQ(e2s({"-q", "resolve", "hf://acme/weather", "weights.bin"}).status, 0);
+  const e2s::test::CliRun ls = e2s({"cache", "ls"});
+  ASSERT_EQ(ls.status, 0) << ls.err;
+  EXPECT_TRUE(contains(ls.out, "1 file, 1 shared with the hf cache\t")) << ls.out;
+  const auto listing = nlohmann::json::parse(e2s({"cache", "ls", "--json"}).out);
+  EXPECT_EQ(listing.at(0).at("entries").at(0).at("linked").at("path"), blob(weights_).string());
+
+  const e2s::test::CliRun rm = e2s({"cache", "rm", "hf://acme/weather"});
+  ASSERT_EQ(rm.status, 0) << rm.err;
+  EXPECT_TRUE(contains(rm.out, "its bytes stay in the hf cache")) << rm.out;
+  EXPECT_TRUE(TempDir::read_file(blob(weights_)) == weights_) << "huggingface_hub's file stays";
+  EXPECT_EQ(read_as_huggingface_hub(hf_.path(), "weights.bin"), e2s::detail::sha256_hex(weights_) + "\n");
+
+  ASSERT_EQ(e2s({"-q", "resolve", "hf://acme/weather", "weights.bin"}).status, 0);
+  const e2s::test::CliRun all = e2s({"cache", "rm", "--include-hf-cache", "hf://acme/weather"});
+  ASSERT_EQ(all.status, 0) << all.err;
+  EXPECT_FALSE(fs::exists(blob(weights_)));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(repo() / "snapshots" / commit() / "weights.bin")))
+      << "no snapshot link left dangling";
+}
+
+}  // namespace
