@@ -209,7 +209,8 @@ int main(int argc, char** argv) {
       "CURL_CA_BUNDLE or SSL_CERT_FILE (CA bundle for https); http_proxy, https_proxy, no_proxy;\n"
       "E2S_LOCKS=0 (no download locks between processes, for filesystems whose locks\n"
       "misbehave); E2S_LOCK_STALE_SECONDS (a lock holder without progress for this long is\n"
-      "passed, default 120).");
+      "passed, default 120); E2S_HF_CACHE=read|share|off (use, also fill, or ignore\n"
+      "huggingface_hub's cache at HF_HUB_CACHE, default read).");
 
   std::string root;
   std::vector<std::string> files;

@@ -18,6 +18,7 @@ set -euo pipefail
 
 packages=(
   build-essential clang-14 cmake ninja-build pkg-config ca-certificates python3 python3-numpy openssl
+  python3-fsspec python3-aiohttp
   libcurl4-openssl-dev libssl-dev nlohmann-json3-dev libcli11-dev
   libspdlog-dev libpugixml-dev libfmt-dev libarchive-dev
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -2,6 +2,7 @@
 
 #include "e2s/error.hpp"
 #include "log.hpp"
+#include "neighbours/earth2studio_cache.hpp"
 #include "util/hash.hpp"
 
 namespace e2s::detail {
@@ -57,6 +58,32 @@ std::optional<NeighbourFile> NeighbourCaches::without_request(const std::string&
 }
 
 std::optional<NeighbourFile> NeighbourCaches::matching(const std::string& path, const RemoteFile& remote) const {
+  if (auto found = from_hf_cache(path, remote)) return found;
+  return from_earth2studio(path, remote);
+}
+
+// An Earth2Studio file is proven to be this one by its index naming the same
+// URL and by its bytes: the size the store announced, and its hash when the
+// store gives one.
+std::optional<NeighbourFile> NeighbourCaches::from_earth2studio(const std::string& path,
+                                                                const RemoteFile& remote) const {
+  const std::string key = fsspec_key(location_, path);
+  const auto found =
+      find_fsspec_file(earth2studio_folders(*options_.cache_root, options_.cache_options.cache_storage), key);
+  if (!found) return std::nullopt;
+  NeighbourFile file;
+  file.origin = {"earth2studio", found->path};
+  file.etag = remote.etag;
+  file.version = remote.version;
+  file.size = remote.size;
+  file.sha256 = remote.sha256;
+  file.md5 = remote.md5;
+  if (location_.scheme == Scheme::hf && is_lower_hex(remote.etag, 40)) file.git_sha1 = remote.etag;
+  log::debug("{}: Earth2Studio's cache holds it at {} (index {})", key, found->path.string(), found->index.string());
+  return file;
+}
+
+std::optional<NeighbourFile> NeighbourCaches::from_hf_cache(const std::string& path, const RemoteFile& remote) const {
   if (!hf_cache_) return std::nullopt;
   std::optional<HfCachedFile> found = hf_cache_->blob(remote.etag, remote.version);
   if (!found && !remote.version.empty()) {

@@ -44,7 +44,9 @@ class NeighbourCaches {
   // when offline and huggingface_hub recorded that the file is not in it.
   std::optional<NeighbourFile> without_request(const std::string& path, bool offline) const;
 
-  // What a neighbour holds for `path` now that its store described it.
+  // What a neighbour holds for `path` now that its store described it. An
+  // Earth2Studio file comes without a size when `remote` has none: the
+  // caller gets one (Store::stat_with_size) before taking it.
   std::optional<NeighbourFile> matching(const std::string& path, const RemoteFile& remote) const;
 
   // In share mode, places the file e2s just downloaded and committed at
@@ -59,6 +61,8 @@ class NeighbourCaches {
  private:
   std::string repo_path(const std::string& path) const;
   std::optional<NeighbourFile> from_hf(const HfCachedFile& found, const std::string& path) const;
+  std::optional<NeighbourFile> from_hf_cache(const std::string& path, const RemoteFile& remote) const;
+  std::optional<NeighbourFile> from_earth2studio(const std::string& path, const RemoteFile& remote) const;
 
   const Location& location_;
   const PackageOptions& options_;

@@ -223,7 +223,15 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
   Store& source = store();
   const RemoteFile file = source.stat(path, key);
   if (auto found = neighbours_.matching(path, file)) {
-    if (auto adopted = try_adopt(*found, key, path, file_path)) return *adopted;
+    if (!found->size) {
+      // Nothing proves another cache's copy but its size and hashes.
+      const RemoteFile described = source.stat_with_size(path, key);
+      found->size = described.size;
+      if (found->etag.empty()) found->etag = described.etag;
+    }
+    if (found->size) {
+      if (auto adopted = try_adopt(*found, key, path, file_path)) return *adopted;
+    }
   }
   log::debug("downloading {} ({} bytes)", key, file.size ? std::to_string(*file.size) : std::string("unknown"));
 

@@ -18,6 +18,23 @@ class HttpStore final : public Store {
     return file;
   }
 
+  // A HEAD: a server that refuses it (405) leaves the size unknown.
+  RemoteFile stat_with_size(std::string_view file_path, const std::string& uri) override {
+    RemoteFile file = stat(file_path, uri);
+    http::Request request = file.request;
+    request.method = "HEAD";
+    int attempts = 0;
+    const http::Result result = perform_with_retries(context_, request, uri, attempts);
+    if (result.transport != http::Transport::ok) throw error_for(result, uri, attempts);
+    if (http::is_2xx(result.response.status)) {
+      file.size = http::parse_decimal(result.response.header("content-length"));
+      file.etag = unquote_etag(result.response.header("etag"));
+    } else if (result.response.status == 404) {
+      throw error_for(result, uri, attempts);
+    }
+    return file;
+  }
+
   // One conditional HEAD (If-None-Match): 304 means unchanged; a 200 is
   // compared by its ETag, for servers that ignore the condition.
   bool unchanged(std::string_view file_path, const std::string& uri, const CachedCopy& cached) override {

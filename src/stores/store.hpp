@@ -62,6 +62,14 @@ class Store {
   // not_found, unauthorized, network, timeout, other.
   virtual RemoteFile stat(std::string_view file_path, const std::string& uri) = 0;
 
+  // stat() with the size (and ETag) filled in where stat() leaves them to
+  // the download (plain HTTP states them in its first ranged reply): for
+  // checking another cache's copy when nothing is to be downloaded. The
+  // default is stat().
+  virtual RemoteFile stat_with_size(std::string_view file_path, const std::string& uri) {
+    return stat(file_path, uri);
+  }
+
   // Every file under the root (recursively), paths relative to it, in any
   // order. `uri` names the root in messages. The default throws
   // Error(unsupported): not every protocol can list a folder.
