@@ -506,10 +506,16 @@ namespace {
 // The file a commit is about to replace at the final path is e2s's own: the
 // one its record names, or the one a commit cut short was replacing. A
 // record of an older e2s names no identity: then the bytes must be the ones
-// it recorded.
+// it recorded. A hard link of another cache's file is e2s's name even when
+// that program rewrote the file in place (the same inode, a new identity):
+// replacing the name leaves the other program's file as it is.
 bool written_by_e2s(const std::optional<CacheEntry>& previous, const FileIdentity& there, int folder_fd,
                     const std::string& name) {
   if (!previous) return false;
+  if (previous->linked && previous->data && previous->data->inode == there.inode &&
+      previous->data->device == there.device) {
+    return true;
+  }
   if (previous->data) return *previous->data == there || (previous->replaces && *previous->replaces == there);
   if (there.size != previous->size || previous->sha256.empty()) return false;
   const auto digest = hash_file_at(folder_fd, name);

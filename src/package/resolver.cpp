@@ -140,8 +140,17 @@ fs::path Resolver::offline_miss(const std::string& key, const std::string& path,
 // Takes a neighbour cache's file into this cache: a hard link checked
 // against what names its bytes, committed as a download would be. A file
 // whose bytes are not what its name says is an integrity error, never a hit.
-fs::path Resolver::adopt(const NeighbourFile& found, const std::string& key, const std::string& path,
+fs::path Resolver::adopt(const NeighbourFile& candidate, const std::string& key, const std::string& path,
                          std::string_view file_path) {
+  NeighbourFile found = candidate;
+  if (found.sha256.empty()) {
+    // A store that names no hash (plain HTTP) still names a version: the
+    // bytes e2s recorded for that very version are what the file must hold.
+    const auto known = cache_.read_entry(key);
+    if (known && !known->etag.empty() && known->etag == found.etag && found.size == known->size) {
+      found.sha256 = known->sha256;
+    }
+  }
   const Cache::Temp temp = cache_.claim_temp(key);
   try {
     const bool linked = cache_.fill_temp(temp, found.origin.path);

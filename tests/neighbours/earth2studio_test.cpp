@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -99,6 +100,23 @@ TEST_F(Earth2StudioCacheTest, AFileEarth2StudioFetchedIsHardLinkedNotDownloaded)
   // ... and Earth2Studio still finds its file, with no request.
   earth2studio_fetches({"fcn.mdlus"});
   EXPECT_EQ(gets(), 0u);
+}
+
+// fsspec rewrites an expired file in place (open(fn, "wb")): e2s's hard link
+// sees the change. It is then no hit, and e2s's name of it is e2s's to
+// replace; Earth2Studio's file stays as Earth2Studio left it.
+TEST_F(Earth2StudioCacheTest, AnAdoptedFileEarth2StudioRewritesInPlaceIsFetchedAgain) {
+  earth2studio_fetches({"fcn.mdlus"});
+  const fs::path theirs = model_folder() / "fcn.mdlus";
+  const fs::path ours = e2s::Package(root(), shared_folder()).resolve("fcn.mdlus");
+  ASSERT_EQ(stat_of(ours).st_ino, stat_of(theirs).st_ino);
+  const std::string rewritten = make_bytes(weights_.size(), 12);
+  std::ofstream(theirs, std::ios::binary | std::ios::trunc) << rewritten;  // the same inode
+  server_->reset();
+  const fs::path again = e2s::Package(root(), shared_folder()).resolve("fcn.mdlus");
+  EXPECT_TRUE(TempDir::read_file(again) == weights_) << "the server's bytes, not the rewritten ones";
+  EXPECT_GE(gets(), 1u);
+  EXPECT_TRUE(TempDir::read_file(theirs) == rewritten) << "Earth2Studio's file is untouched";
 }
 
 // e2s's own folder for the root (packages/...) finds Earth2Studio's folder
