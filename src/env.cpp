@@ -161,6 +161,23 @@ HfCacheSettings hf_cache_settings(const HubOptions& given) {
   return settings;
 }
 
+MirrorSettings mirror_settings(const MirrorOptions& given) {
+  MirrorSettings settings;
+  if (given.urls) {
+    settings.urls = *given.urls;
+  } else if (auto list = env_value("E2S_MIRROR")) {
+    std::stringstream items(*list);
+    for (std::string item; std::getline(items, item, ',');) {
+      std::erase_if(item, [](unsigned char c) { return std::isspace(c); });
+      if (!item.empty()) settings.urls.push_back(item);
+    }
+  }
+  settings.push = given.push ? *given.push : env_flag("E2S_MIRROR_PUSH");
+  settings.lease = given.lease ? *given.lease
+                               : env_milliseconds("E2S_MIRROR_LEASE_SECONDS").value_or(std::chrono::minutes(2));
+  return settings;
+}
+
 NgcSettings ngc_settings(const NgcOptions& given) {
   NgcSettings settings;
   auto base = given.api_url;

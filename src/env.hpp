@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "e2s/options.hpp"
 
@@ -72,6 +73,16 @@ struct HfCacheSettings {
 // else HUGGINGFACE_HUB_CACHE, else $HF_HOME/hub. Throws Error(other) for an
 // E2S_HF_CACHE that is none of off, read, share.
 HfCacheSettings hf_cache_settings(const HubOptions& given);
+
+// The site mirrors and what to do with them.
+struct MirrorSettings {
+  std::vector<std::string> urls;
+  bool push = false;
+  std::chrono::milliseconds lease{std::chrono::minutes(2)};
+};
+// The values of `given`, and for each one unset: E2S_MIRROR (comma-separated),
+// E2S_MIRROR_PUSH, E2S_MIRROR_LEASE_SECONDS.
+MirrorSettings mirror_settings(const MirrorOptions& given);
 
 // Where NGC is and the key to it (protocols.md §2.6).
 struct NgcSettings {

@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace e2s {
 
@@ -118,6 +119,40 @@ struct GcsOptions {
   std::optional<std::string> endpoint;
 };
 
+// A site mirror: a shared, verified tier between the nodes of a cluster and
+// the upstream stores (README, "Running on a cluster").
+struct MirrorOptions {
+  // Where to look on a miss, in order: s3://bucket/prefix (the S3 store's
+  // credentials, endpoint and region), http(s)://... (read-only), or a
+  // folder (a shared filesystem). Default: E2S_MIRROR, comma-separated;
+  // empty: no mirror.
+  std::optional<std::vector<std::string>> urls;
+  // Upload what this process had to fetch upstream to the first writable
+  // mirror, after verification. Default: E2S_MIRROR_PUSH, else off.
+  std::optional<bool> push;
+  // How long a process that went upstream for a file holds the mirror's
+  // lease on it, during which others wait for its copy instead of going
+  // upstream too. Default: E2S_MIRROR_LEASE_SECONDS, else 120 s.
+  std::optional<std::chrono::milliseconds> lease;
+};
+
+// Where a resolved file's bytes came from.
+enum class Origin {
+  cache,      // this cache (no request)
+  neighbour,  // huggingface_hub's or Earth2Studio's cache (hard link)
+  mirror,     // a site mirror
+  upstream,   // the package's own store
+};
+
+// Reported once per file resolve() or resolve_all() returns.
+struct Resolved {
+  std::string file;    // file path inside the package
+  Origin origin = Origin::cache;
+  std::uint64_t bytes = 0;  // the file's size
+  std::string source;  // the mirror or other cache it came from; "" otherwise
+};
+using ResolvedCallback = std::function<void(const Resolved&)>;
+
 // A file in a package listing.
 struct FileEntry {
   std::string path;                  // relative to the package root, '/'-separated
@@ -201,6 +236,9 @@ struct PackageOptions {
   std::optional<std::chrono::milliseconds> checkpoint_interval;
   // Receives download progress. Default: none.
   ProgressCallback progress;
+  // Told where each resolved file came from. Default: none.
+  ResolvedCallback on_resolved;
+  MirrorOptions mirror;
   // PEM file of the CA certificates that https:// servers are verified
   // against, for sites with an internal CA; replaces the system store.
   // Verification is always on. A missing or unreadable file fails the first

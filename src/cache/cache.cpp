@@ -293,9 +293,9 @@ std::optional<CacheEntry> parse_metadata(std::string_view text, std::string* rea
       const auto& linked = meta.at("linked");
       entry.linked = CacheEntry::Linked{linked.at("cache").get<std::string>(),
                                         fs::path(linked.at("path").get<std::string>())};
-      if ((entry.linked->cache != "hf" && entry.linked->cache != "earth2studio") ||
+      if ((entry.linked->cache != "hf" && entry.linked->cache != "earth2studio" && entry.linked->cache != "mirror") ||
           !entry.linked->path.is_absolute()) {
-        return refuse("its linked file is not an absolute path of the hf or earth2studio cache");
+        return refuse("its linked file is not an absolute path of the hf or earth2studio cache or a mirror");
       }
     }
   } catch (const nlohmann::json::exception&) {

@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <thread>
+
 
 #include "e2s/error.hpp"
 #include "package/defaults.hpp"
 #include "transfer/download.hpp"
 #include "log.hpp"
+#include "util/hash.hpp"
 
 namespace e2s::detail {
 
@@ -18,20 +21,26 @@ Resolver::Resolver(const Location& location, const PackageOptions& options)
       options_(options),
       cache_(options.cache_options.cache_storage, options.cache_options, options.clock),
       neighbours_(location, options),
-      connection_slots_(options.max_connections) {}
+      connection_slots_(options.max_connections),
+      mirror_settings_(location.scheme == Scheme::local ? MirrorSettings{} : mirror_settings(options.mirror)) {}
 
-Store& Resolver::store() {
+StoreContext Resolver::context() {
   std::lock_guard lock(store_mutex_);
-  if (!store_) {
+  if (!client_) {
     http::ClientOptions client_options;
     client_options.stall_window = options_.stall_timeout;
     client_options.min_rate = options_.min_rate;
     client_options.ca_bundle = options_.ca_bundle.value_or(fs::path());
     client_ = std::make_unique<http::Client>(client_options);
     retrier_ = std::make_unique<Retrier>(options_.retry, RetryBudget{*options_.timeout, options_.min_rate});
-    store_ = make_store(location_, StoreContext{client_.get(), retrier_.get(), options_.hf, options_.ngc,
-                                                options_.s3, options_.gcs});
   }
+  return StoreContext{client_.get(), retrier_.get(), options_.hf, options_.ngc, options_.s3, options_.gcs};
+}
+
+Store& Resolver::store() {
+  const StoreContext made = context();
+  std::lock_guard lock(store_mutex_);
+  if (!store_) store_ = make_store(location_, made);
   return *store_;
 }
 
@@ -42,17 +51,20 @@ std::optional<fs::path> Resolver::remembered(std::string_view file_path) {
   std::shared_lock lock(hits_mutex_);
   auto it = hits_.find(file_path);
   if (it == hits_.end() || options_.clock() >= it->second.expires) return std::nullopt;
+  const Hit& hit = it->second;
   // A copy written over it by another program, even of the same size, has
   // another identity.
   struct stat status {};
-  if (::lstat(it->second.path.c_str(), &status) != 0 || !S_ISREG(status.st_mode) ||
-      identity_of(status) != it->second.identity) {
+  if (::lstat(hit.path.c_str(), &status) != 0 || !S_ISREG(status.st_mode) || identity_of(status) != hit.identity) {
     return std::nullopt;
   }
-  return it->second.path;
+  if (options_.on_resolved) options_.on_resolved(Resolved{std::string(file_path), Origin::cache, hit.identity.size, ""});
+  return hit.path;
 }
 
-fs::path Resolver::remember(std::string_view file_path, fs::path path, const CacheEntry& entry) {
+fs::path Resolver::remember(std::string_view file_path, fs::path path, const CacheEntry& entry, Origin origin,
+                            const std::string& source) {
+  if (options_.on_resolved) options_.on_resolved(Resolved{std::string(file_path), origin, entry.size, source});
   if (!entry.data) return path;
   std::unique_lock lock(hits_mutex_);
   hits_.insert_or_assign(std::string(file_path), Hit{path, *entry.data, cache_.expires(entry)});
@@ -121,19 +133,26 @@ bool Resolver::still_current(const std::string& path, const std::string& key, Ca
   return true;
 }
 
-// A miss in offline mode: only what a neighbour cache holds can serve it.
+// A miss in offline mode: only a neighbour cache or a site mirror can serve it.
 fs::path Resolver::offline_miss(const std::string& key, const std::string& path, std::string_view file_path) {
   if (auto found = neighbours_.without_request(path, /*offline=*/true)) {
     DownloadLock lock = cache_.lock(key, lock_options(options_, "adopting", key));
     if (auto hit = cache_.lookup_any(key, path)) return remember(file_path, std::move(hit->path), hit->entry);
     return adopt(*found, key, path, file_path);
   }
+  if (!mirrors().empty()) {
+    DownloadLock lock = cache_.lock(key, lock_options(options_, "downloading", key));
+    if (auto hit = cache_.lookup_any(key, path)) return remember(file_path, std::move(hit->path), hit->entry);
+    if (auto got = from_mirrors(key, path, file_path, nullptr, lock, /*offline=*/true)) return *got;
+  }
   const fs::path hf = neighbours_.hf_folder();
+  std::string where = "the cache at " + cache_.storage().string();
+  if (!hf.empty()) where += ", the Hugging Face cache at " + hf.string();
+  for (const auto& mirror : mirrors()) where += ", the site mirror " + mirror->url();
+  const bool push_hint = !mirrors().empty();
   throw Error(Errc::offline_miss,
-              key + " is not in the cache at " + cache_.storage().string() +
-                  (hf.empty() ? std::string() : " nor in the Hugging Face cache at " + hf.string()) +
-                  " and offline mode is on; fetch it first where the network is reachable: "
-                  "e2s fetch " + location_.root + " " + path,
+              key + " is in none of " + where + ", and offline mode is on; fetch it first where the network is "
+              "reachable: " + (push_hint ? "e2s mirror push " : "e2s fetch ") + location_.root + " " + path,
               key);
 }
 
@@ -141,7 +160,7 @@ fs::path Resolver::offline_miss(const std::string& key, const std::string& path,
 // against what names its bytes, committed as a download would be. A file
 // whose bytes are not what its name says is an integrity error, never a hit.
 fs::path Resolver::adopt(const NeighbourFile& candidate, const std::string& key, const std::string& path,
-                         std::string_view file_path) {
+                         std::string_view file_path, Origin origin, const std::string& source) {
   NeighbourFile found = candidate;
   if (found.sha256.empty()) {
     // A store that names no hash (plain HTTP) still names a version: the
@@ -189,7 +208,8 @@ fs::path Resolver::adopt(const NeighbourFile& candidate, const std::string& key,
     cache_.drop_temp(temp);
     log::info("{}: {} {} ({} cache), nothing downloaded", key, linked ? "hard-linked" : "copied",
               found.origin.path.string(), found.origin.cache);
-    return remember(file_path, std::move(final_path), entry);
+    return remember(file_path, std::move(final_path), entry, origin,
+                    source.empty() ? found.origin.path.string() : source);
   } catch (...) {
     cache_.drop_temp(temp);
     throw;
@@ -211,9 +231,109 @@ std::optional<fs::path> Resolver::try_adopt(const NeighbourFile& found, const st
   }
 }
 
+const std::vector<std::unique_ptr<Mirror>>& Resolver::mirrors() {
+  std::call_once(mirrors_made_, [this] {
+    for (const std::string& url : mirror_settings_.urls) mirrors_.push_back(make_mirror(url, context()));
+  });
+  return mirrors_;
+}
+
+// The first mirror copy of `path` that is the file: under the key of its
+// upstream version, with the upstream's ETag and hashes where `upstream`
+// (the store's answer) gives them. Without `upstream`, only keys that name
+// their version are looked up, unless offline (then any copy is the best
+// there is). A copy whose bytes fail its record is reported and skipped.
+std::optional<fs::path> Resolver::from_mirrors(const std::string& key, const std::string& path,
+                                               std::string_view file_path, const RemoteFile* upstream,
+                                               DownloadLock& lock, bool offline) {
+  for (const auto& mirror : mirrors()) {
+    std::string version = upstream ? upstream->version : location_.hf.revision;
+    if (offline && location_.scheme == Scheme::hf && !is_lower_hex(version, 40)) {
+      const auto ref = mirror_ref_key(location_);
+      const auto commit = ref ? mirror->read_text(*ref) : std::nullopt;
+      if (!commit || !is_lower_hex(*commit, 40)) continue;
+      version = *commit;
+    }
+    const auto mirror_key_of = mirror_key(location_, path, version);
+    if (!mirror_key_of) continue;
+    if (!upstream && !offline && !mirror_key_of->names_version) continue;  // the upstream says which version
+    std::optional<MirrorCopy> copy;
+    try {
+      copy = mirror->find(mirror_key_of->key);
+    } catch (const Error& error) {
+      log::warn("site mirror {}: {}; going on without it", mirror->url(), error.what());
+      continue;
+    }
+    if (!copy) continue;
+    const MirrorRecord& record = copy->record;
+    std::string mismatch;
+    if (upstream) {
+      std::string etag = upstream->etag;
+      std::optional<std::uint64_t> size = upstream->size;
+      if (!mirror_key_of->names_version && etag.empty()) {
+        const RemoteFile described = store().stat_with_size(path, key);
+        etag = described.etag;
+        size = described.size;
+      }
+      if (!mirror_key_of->names_version && etag != record.upstream_etag) {
+        mismatch = "is of another upstream version (ETag \"" + record.upstream_etag + "\", not \"" + etag + "\")";
+      } else if (size && *size != record.size) {
+        mismatch = "records " + std::to_string(record.size) + " bytes; the upstream has " + std::to_string(*size);
+      } else if (!upstream->sha256.empty() && upstream->sha256 != record.sha256) {
+        mismatch = "records sha256 " + record.sha256 + "; the upstream names " + upstream->sha256;
+      }
+    }
+    if (!mismatch.empty()) {
+      log::info("{}: not using {}: it {}", key, copy->name, mismatch);
+      continue;
+    }
+    try {
+      return fetch_from_mirror(*mirror, *copy, key, path, file_path, upstream, lock);
+    } catch (const ForeignFile&) {
+      throw;
+    } catch (const Error& error) {
+      if (error.code() == Errc::io && !copy->file) throw;  // this cache's own failure
+      log::warn("{}: the site mirror's copy {} was refused: {}", key, copy->name, error.what());
+    }
+  }
+  return std::nullopt;
+}
+
+// Takes a mirror's copy into the cache, checked against its record (and the
+// upstream's MD5 when known): a folder mirror's file is hard-linked, any
+// other is downloaded. The entry records the upstream's ETag and version,
+// which a later revalidation compares with the upstream.
+fs::path Resolver::fetch_from_mirror(Mirror& mirror, const MirrorCopy& copy, const std::string& key,
+                                     const std::string& path, std::string_view file_path, const RemoteFile* upstream,
+                                     DownloadLock& lock) {
+  const MirrorRecord& record = copy.record;
+  if (copy.file) {
+    NeighbourFile found;
+    found.origin = {"mirror", *copy.file};
+    found.etag = record.upstream_etag;
+    found.version = record.upstream_version;
+    found.size = record.size;
+    found.sha256 = record.sha256;
+    if (upstream) found.md5 = upstream->md5;
+    return adopt(found, key, path, file_path, Origin::mirror, mirror.url());
+  }
+  RemoteFile file;
+  file.uri = copy.name;
+  file.request = copy.request;
+  file.size = record.size;
+  file.sha256 = record.sha256;
+  if (upstream) file.md5 = upstream->md5;
+  return transfer(file, key, path, file_path, lock, record.upstream_etag, record.upstream_version, Origin::mirror,
+                  mirror.url(), [&file](const http::Result& failed, int attempts) {
+                    return http_error(failed, file.uri, attempts);
+                  });
+}
+
 // A miss, or `replacing` changed on the server: one process downloads (the
-// lock), the others wait for its copy. A neighbour cache's copy goes first:
-// one without a request (a pinned commit), else one the store's answer names.
+// lock), the others wait for its copy. Cheaper sources go first: a neighbour
+// cache's or a mirror's copy found without a request (a pinned version),
+// then those the store's answer names, then the upstream, whose bytes a
+// pushing node also puts in the first writable mirror.
 fs::path Resolver::download(const std::string& key, const std::string& path, std::string_view file_path,
                             const CacheEntry* replacing) {
   DownloadLock lock = cache_.lock(key, lock_options(options_, "downloading", key));
@@ -227,6 +347,7 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
     if (auto found = neighbours_.without_request(path, /*offline=*/false)) {
       if (auto adopted = try_adopt(*found, key, path, file_path)) return *adopted;
     }
+    if (auto got = from_mirrors(key, path, file_path, nullptr, lock, false)) return *got;
   }
 
   Store& source = store();
@@ -242,17 +363,86 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
       if (auto adopted = try_adopt(*found, key, path, file_path)) return *adopted;
     }
   }
-  log::debug("downloading {} ({} bytes)", key, file.size ? std::to_string(*file.size) : std::string("unknown"));
+  if (auto got = from_mirrors(key, path, file_path, &file, lock, false)) return *got;
 
+  // Fan-in: of the nodes that miss the file at once, the one holding the
+  // mirror's lease goes upstream; the others wait for its copy.
+  MirrorLease lease = take_mirror_lease(path, file);
+  while (lease.mirror && !lease.held) {
+    std::this_thread::sleep_for(kMirrorPoll);
+    if (auto got = from_mirrors(key, path, file_path, &file, lock, false)) return *got;
+    lease = take_mirror_lease(path, file);
+  }
+  fs::path final_path = transfer(file, key, path, file_path, lock, "", file.version, Origin::upstream, "",
+                                 [&source, &key](const http::Result& failed, int attempts) {
+                                   return source.error_for(failed, key, attempts);
+                                 });
+  push_to_mirror(final_path, path, file);
+  if (lease.held) lease.mirror->release_lease(lease.key);
+  return final_path;
+}
+
+// The lease on `path`'s mirror key in the first writable mirror, when this
+// node pushes: held, or (mirror set, held false) another node's to wait for.
+Resolver::MirrorLease Resolver::take_mirror_lease(const std::string& path, const RemoteFile& file) {
+  MirrorLease lease;
+  if (!mirror_settings_.push) return lease;
+  for (const auto& mirror : mirrors()) {
+    if (!mirror->writable()) continue;
+    const auto key = mirror_key(location_, path, file.version);
+    if (!key) return lease;
+    try {
+      const bool held = mirror->take_lease(key->key, options_.clock() + mirror_settings_.lease);
+      if (!held) log::info("{}/{}: another node is fetching it for the site mirror {}; waiting for its copy",
+                           location_.root, path, mirror->url());
+      return MirrorLease{mirror.get(), key->key, held};
+    } catch (const Error& error) {
+      log::warn("site mirror {}: cannot take a lease on {}: {}", mirror->url(), key->key, error.what());
+      return lease;
+    }
+  }
+  return lease;
+}
+
+// With push on, the file this node had to fetch upstream goes to the first
+// writable mirror, with its record. A failure is a warning: the node has its
+// file.
+void Resolver::push_to_mirror(const fs::path& final_path, const std::string& path, const RemoteFile& file) {
+  if (!mirror_settings_.push) return;
+  const auto entry = cache_.read_entry(location_.root + "/" + path);
+  for (const auto& mirror : mirrors()) {
+    if (!mirror->writable()) continue;
+    const auto key = mirror_key(location_, path, file.version);
+    if (!key || !entry) return;
+    try {
+      // The entry's ETag: the store's, else the one the download's replies carried.
+      mirror->put(key->key, final_path, MirrorRecord{entry->size, entry->sha256, entry->etag, file.version});
+      if (const auto ref = mirror_ref_key(location_); ref && !file.version.empty()) {
+        mirror->write_text(*ref, file.version);
+      }
+      log::info("{}/{}: pushed to the site mirror {}", location_.root, path, mirror->url());
+    } catch (const Error& error) {
+      log::warn("cannot push {}/{} to the site mirror {}: {}", location_.root, path, mirror->url(), error.what());
+    }
+    return;
+  }
+}
+
+// Downloads `file` into a temp file and commits it under `key`; the entry
+// records `etag` (the response's when empty) and `version`.
+fs::path Resolver::transfer(const RemoteFile& file, const std::string& key, const std::string& path,
+                            std::string_view file_path, DownloadLock& lock, const std::string& etag,
+                            const std::string& version, Origin origin, const std::string& source_name,
+                            ErrorMapper error_for) {
+  log::debug("downloading {} ({} bytes) from {}", key, file.size ? std::to_string(*file.size) : std::string("unknown"),
+             origin == Origin::mirror ? source_name : std::string("upstream"));
   const Cache::Temp temp = cache_.claim_temp(key);
   TransferContext context;
   context.client = client_.get();
   context.retrier = retrier_.get();
   context.max_connections = options_.max_connections;
   context.connection_slots = &connection_slots_;
-  context.error_for = [&source, &key](const http::Result& failed, int attempts) {
-    return source.error_for(failed, key, attempts);
-  };
+  context.error_for = std::move(error_for);
   context.progress = [this, &path, &lock](std::uint64_t done, std::optional<std::uint64_t> total) {
     lock.heartbeat();
     if (options_.progress) options_.progress(Progress{path, done, total, total && done == *total});
@@ -268,22 +458,25 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
     entry.key = key;
     entry.file_path = path;
     entry.size = downloaded->size;
-    entry.etag = downloaded->etag;
+    entry.etag = etag.empty() ? downloaded->etag : etag;
     entry.sha256 = downloaded->sha256;
-    entry.version = file.version;
+    entry.version = version;
     entry.fetched_at = options_.clock();
     fs::path final_path = cache_.commit(temp, entry);
     cache_.drop_temp(temp);
     log::debug("cached {} at {}", key, final_path.string());
-    if (auto linked = neighbours_.share(final_path, path, file)) {
-      entry.linked = std::move(linked);
-      try {
-        cache_.record(entry);  // so that `cache ls` shows it shared, and `cache rm` leaves the blob
-      } catch (const Error& error) {
-        log::debug("cannot record that {} is shared: {}", key, error.what());
+    if (origin == Origin::mirror) log::info("{}: from the site mirror {}", key, source_name);
+    if (origin == Origin::upstream) {
+      if (auto linked = neighbours_.share(final_path, path, file)) {
+        entry.linked = std::move(linked);
+        try {
+          cache_.record(entry);  // so that `cache ls` shows it shared, and `cache rm` leaves the blob
+        } catch (const Error& error) {
+          log::debug("cannot record that {} is shared: {}", key, error.what());
+        }
       }
     }
-    return remember(file_path, std::move(final_path), entry);
+    return remember(file_path, std::move(final_path), entry, origin, source_name);
   } catch (const ForeignFile&) {
     // The final path holds another program's file. The download is whole and
     // verified: it is kept for when the path is free again.

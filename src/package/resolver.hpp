@@ -19,7 +19,11 @@
 #include "http/client.hpp"
 #include "stores/store.hpp"
 #include "http/retry.hpp"
+#include "env.hpp"
+#include "mirror/keys.hpp"
+#include "mirror/mirror.hpp"
 #include "package/neighbour_caches.hpp"
+#include "transfer/download.hpp"
 #include "uri/location.hpp"
 
 namespace e2s::detail {
@@ -43,16 +47,42 @@ class Resolver {
 
  private:
   std::optional<std::filesystem::path> remembered(std::string_view file_path);
-  std::filesystem::path remember(std::string_view file_path, std::filesystem::path path, const CacheEntry& entry);
+  std::filesystem::path remember(std::string_view file_path, std::filesystem::path path, const CacheEntry& entry,
+                                 Origin origin = Origin::cache, const std::string& source = "");
+  StoreContext context();
   bool needs_revalidation(const CacheEntry& entry);
   bool still_current(const std::string& path, const std::string& key, CacheEntry entry);
   std::filesystem::path download(const std::string& key, const std::string& path, std::string_view file_path,
                                  const CacheEntry* replacing);
   std::filesystem::path offline_miss(const std::string& key, const std::string& path, std::string_view file_path);
   std::filesystem::path adopt(const NeighbourFile& found, const std::string& key, const std::string& path,
-                              std::string_view file_path);
+                              std::string_view file_path, Origin origin = Origin::neighbour,
+                              const std::string& source = "");
   std::optional<std::filesystem::path> try_adopt(const NeighbourFile& found, const std::string& key,
                                                  const std::string& path, std::string_view file_path);
+  std::filesystem::path transfer(const RemoteFile& file, const std::string& key, const std::string& path,
+                                 std::string_view file_path, DownloadLock& lock, const std::string& etag,
+                                 const std::string& version, Origin origin, const std::string& source_name,
+                                 ErrorMapper error_for);
+
+  // The site mirrors, made on first use.
+  const std::vector<std::unique_ptr<Mirror>>& mirrors();
+  std::optional<std::filesystem::path> from_mirrors(const std::string& key, const std::string& path,
+                                                    std::string_view file_path, const RemoteFile* upstream,
+                                                    DownloadLock& lock, bool offline);
+  std::filesystem::path fetch_from_mirror(Mirror& mirror, const MirrorCopy& copy, const std::string& key,
+                                          const std::string& path, std::string_view file_path,
+                                          const RemoteFile* upstream, DownloadLock& lock);
+  struct MirrorLease {
+    Mirror* mirror = nullptr;  // none: no writable mirror, or this node does not push
+    std::string key;
+    bool held = false;
+  };
+  MirrorLease take_mirror_lease(const std::string& path, const RemoteFile& file);
+  void push_to_mirror(const std::filesystem::path& final_path, const std::string& path, const RemoteFile& file);
+
+  // How often a node waiting for another's mirror copy looks for it.
+  static constexpr std::chrono::milliseconds kMirrorPoll{250};
 
   const Location& location_;
   const PackageOptions& options_;
@@ -86,6 +116,10 @@ class Resolver {
   std::unique_ptr<http::Client> client_;
   std::unique_ptr<Retrier> retrier_;
   std::unique_ptr<Store> store_;
+
+  MirrorSettings mirror_settings_;
+  std::once_flag mirrors_made_;
+  std::vector<std::unique_ptr<Mirror>> mirrors_;
 };
 
 }  // namespace e2s::detail
