@@ -164,6 +164,24 @@ std::vector<fs::path> Package::resolve_all(const std::vector<std::string>& file_
 
 std::vector<FileEntry> Package::list() { return impl_->list(); }
 
+Package::MirrorPush Package::push_to_mirror(const std::vector<std::string>& file_paths) {
+  if (!impl_->resolver) {
+    throw Error(Errc::unsupported, impl_->root + " is a local folder: only remote roots are mirrored", impl_->root);
+  }
+  MirrorPush pushed;
+  for (const std::string& file : file_paths) {
+    const auto [uploaded, bytes] = impl_->resolver->push_file(file);
+    (uploaded ? pushed.uploaded : pushed.present) += 1;
+    if (uploaded) pushed.bytes += bytes;
+  }
+  return pushed;
+}
+
+std::vector<FileEntry> Package::mirror_list() {
+  if (!impl_->resolver) return {};
+  return impl_->resolver->mirror_list();
+}
+
 std::vector<fs::path> Package::fetch(const std::vector<std::string>& include,
                                      const std::vector<std::string>& exclude) {
   return impl_->fetch(include, exclude);

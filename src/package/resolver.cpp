@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <thread>
 
 
@@ -402,6 +403,56 @@ Resolver::MirrorLease Resolver::take_mirror_lease(const std::string& path, const
     }
   }
   return lease;
+}
+
+std::pair<bool, std::uint64_t> Resolver::push_file(std::string_view file_path) {
+  const fs::path local = resolve(file_path);
+  const std::string path = validate_file_path(file_path, location_.root);
+  const std::string key = location_.root + "/" + path;
+  const auto entry = cache_.read_entry(key);
+  Mirror* target = nullptr;
+  for (const auto& mirror : mirrors()) {
+    if (mirror->writable()) {
+      target = mirror.get();
+      break;
+    }
+  }
+  if (!target) {
+    throw Error(Errc::unsupported,
+                "no writable site mirror to push " + key + " to; set E2S_MIRROR to s3://bucket/prefix or a folder",
+                key);
+  }
+  const auto mirror_key_of = entry ? mirror_key(location_, path, entry->version) : std::nullopt;
+  if (!mirror_key_of) {
+    throw Error(Errc::other, key + " has no key in a site mirror (no upstream version is recorded for it)", key);
+  }
+  if (const auto copy = target->find(mirror_key_of->key); copy && copy->record.sha256 == entry->sha256) {
+    return {false, entry->size};
+  }
+  target->put(mirror_key_of->key, local, MirrorRecord{entry->size, entry->sha256, entry->etag, entry->version});
+  if (const auto ref = mirror_ref_key(location_); ref && !entry->version.empty()) {
+    target->write_text(*ref, entry->version);
+  }
+  log::info("{}: pushed to the site mirror {}", key, target->url());
+  return {true, entry->size};
+}
+
+std::vector<FileEntry> Resolver::mirror_list() {
+  for (const auto& mirror : mirrors()) {
+    std::string version = location_.hf.revision;
+    if (const auto ref = mirror_ref_key(location_)) version = mirror->read_text(*ref).value_or("");
+    const auto prefix = mirror_prefix(location_, version);
+    if (!prefix) continue;
+    std::vector<FileEntry> files;
+    for (const std::string& key : mirror->list(*prefix + "/")) {
+      const auto copy = mirror->find(key);
+      if (copy) files.push_back({key.substr(prefix->size() + 1), copy->record.size});
+    }
+    if (files.empty()) continue;
+    std::sort(files.begin(), files.end(), [](const FileEntry& a, const FileEntry& b) { return a.path < b.path; });
+    return files;
+  }
+  return {};
 }
 
 // With push on, the file this node had to fetch upstream goes to the first

@@ -40,6 +40,12 @@ class Resolver {
   // The cache's record of a cached file, when there is one.
   std::optional<CacheEntry> cached(const std::string& path);
 
+  // Uploads `file_path` (resolved first) to the first writable mirror
+  // unless it holds the same bytes: whether it was uploaded, and its size.
+  std::pair<bool, std::uint64_t> push_file(std::string_view file_path);
+  // What the first mirror that has any holds for the root.
+  std::vector<FileEntry> mirror_list();
+
   // The package's store, made on first use.
   Store& store();
 
