@@ -5,17 +5,21 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <iterator>
+#include <limits>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <utility>
 
 #include "e2s/version.hpp"
+#include "util/posix.hpp"
 #include "util/text.hpp"
 
 namespace e2s::detail::http {
@@ -58,6 +62,15 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
+// The request body as curl reads it: from memory or from a file range.
+struct Upload {
+  const std::string* memory = nullptr;  // when sending bytes in memory
+  FileRange file;                       // else
+  std::uint64_t length = 0;
+  std::uint64_t sent = 0;               // bytes handed to curl since the last rewind
+  std::string failure;                  // why reading the body failed, for Result::detail
+};
+
 // State of one perform() call, reached from curl's callbacks.
 struct Transfer {
   using Clock = std::chrono::steady_clock;
@@ -79,9 +92,10 @@ struct Transfer {
   std::uint64_t window_min_bytes = 0; // what a window must bring at least
   Clock::time_point last_progress = Clock::now();
   Clock::time_point window_start = Clock::now();
-  std::uint64_t received = 0;         // header and body bytes so far
-  std::uint64_t window_received = 0;  // `received` when the window started
+  std::uint64_t moved = 0;            // bytes received (headers, body) and sent (body) so far
+  std::uint64_t window_moved = 0;     // `moved` when the window started
   enum class Stall { none, silent, slow } stalled = Stall::none;
+  Upload upload;
   bool follow_redirects = false;
   std::string refused_redirect;  // why a Location was refused before curl followed it
   char error_buffer[CURL_ERROR_SIZE] = {};
@@ -164,7 +178,7 @@ std::size_t header_callback(char* buffer, std::size_t size, std::size_t count, v
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   t.last_progress = Transfer::Clock::now();
-  t.received += n;
+  t.moved += n;
   try {
     on_header_line(t, std::string_view(buffer, n));
     if (!t.refused_redirect.empty()) return 0;  // stop before curl follows it
@@ -195,7 +209,7 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   t.last_progress = Transfer::Clock::now();
-  t.received += n;
+  t.moved += n;
   try {
     if (is_2xx(t.block_status)) {
       if (!announce_response(t)) return 0;
@@ -217,6 +231,43 @@ std::size_t write_callback(char* data, std::size_t size, std::size_t count, void
   return n;
 }
 
+// Hands curl the next bytes of the request body. A file that ends early or
+// cannot be read aborts the transfer: a body shorter than announced must
+// never reach the server as if it were whole.
+std::size_t read_callback(char* buffer, std::size_t size, std::size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  Upload& u = t.upload;
+  std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(size * count, u.length - u.sent));
+  if (n == 0) return 0;
+  if (u.memory != nullptr) {
+    std::memcpy(buffer, u.memory->data() + u.sent, n);
+  } else {
+    const ssize_t got = pread_some(u.file.fd, buffer, n, static_cast<off_t>(u.file.offset + u.sent));
+    if (got <= 0) {
+      u.failure = got < 0 ? std::string("cannot read the request body from its file: ") +
+                                std::strerror(errno)
+                          : "the file of the request body ended " + std::to_string(u.length - u.sent) +
+                                " bytes before the end of its range (did it shrink?)";
+      return CURL_READFUNC_ABORT;
+    }
+    n = static_cast<std::size_t>(got);
+  }
+  u.sent += n;
+  t.moved += n;
+  t.last_progress = Transfer::Clock::now();
+  return n;
+}
+
+// Starts the body over: curl rewinds when it sends the request again (a
+// redirect it follows, a connection it reused that had closed).
+int seek_callback(void* user, curl_off_t offset, int origin) {
+  auto& u = static_cast<Transfer*>(user)->upload;
+  if (origin != SEEK_SET || offset < 0 || static_cast<std::uint64_t>(offset) > u.length)
+    return CURL_SEEKFUNC_FAIL;
+  u.sent = static_cast<std::uint64_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
 // The stall check. curl's LOW_SPEED check compares a speed averaged over
 // about five seconds in whole seconds, so a burst followed by silence is only
 // noticed up to five seconds late. This callback, run by curl at least once
@@ -231,12 +282,12 @@ int progress_callback(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t
     return 1;  // CURLE_ABORTED_BY_CALLBACK
   }
   if (now - t.window_start >= t.stall_window) {
-    if (t.received - t.window_received < t.window_min_bytes) {
+    if (t.moved - t.window_moved < t.window_min_bytes) {
       t.stalled = Transfer::Stall::slow;
       return 1;
     }
     t.window_start = now;
-    t.window_received = t.received;
+    t.window_moved = t.moved;
   }
   return 0;
 }
@@ -302,11 +353,27 @@ bool has_line_break(std::string_view s) {
   return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
 }
 
+bool sends_body(const Request& request) { return request.method == "PUT" || request.method == "POST"; }
+
+bool has_header(const Request& request, std::string_view lowercase_name) {
+  return std::any_of(request.headers.begin(), request.headers.end(), [&](std::string_view header) {
+    const auto colon = header.find(':');
+    return colon != std::string_view::npos && ascii_lower(trim(header.substr(0, colon))) == lowercase_name;
+  });
+}
+
+// A range pread() can reach: offsets are off_t.
+bool is_readable_range(const FileRange& file) {
+  constexpr auto kMaxOffset = static_cast<std::uint64_t>(std::numeric_limits<off_t>::max());
+  return file.fd >= 0 && file.length <= kMaxOffset && file.offset <= kMaxOffset - file.length;
+}
+
 // Returns the reason the request cannot be sent, or "" when it is fine. The
 // reason never quotes a header: headers carry credentials.
 std::string validate(const Request& request) {
-  if (request.method != "GET" && request.method != "HEAD")
-    return "unsupported HTTP method (only GET and HEAD)";
+  static const char* const kMethods[] = {"GET", "HEAD", "PUT", "POST", "DELETE"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), request.method) == std::end(kMethods))
+    return "unsupported HTTP method (only GET, HEAD, PUT, POST and DELETE)";
   if (request.url.empty() || has_line_break(request.url)) return "invalid URL";
   for (const auto& header : request.headers) {
     if (has_line_break(header) || header.find(':') == std::string::npos)
@@ -315,6 +382,14 @@ std::string validate(const Request& request) {
   if (request.range_end && !request.range_begin) return "range end given without a range begin";
   if (request.range_end && *request.range_end < *request.range_begin)
     return "range end precedes range begin";
+  const bool has_body = !std::holds_alternative<std::monostate>(request.body);
+  if (has_body && !sends_body(request)) return "a request body is only sent with PUT or POST";
+  if (request.range_begin && request.method != "GET" && request.method != "HEAD")
+    return "a range is only asked for with GET or HEAD";
+  if (const auto* file = std::get_if<FileRange>(&request.body); file && !is_readable_range(*file))
+    return "invalid file range for the request body";
+  if (has_body && request.aws_sigv4 && !has_header(request, "x-amz-content-sha256"))
+    return "a signed request with a body needs an x-amz-content-sha256 header";
   return {};
 }
 
@@ -482,8 +557,22 @@ CURLcode set_options(CURL* h, const Request& request, const RequestText& text, c
   }
   if (request.method == "HEAD") {
     check(curl_easy_setopt(h, CURLOPT_NOBODY, 1L));
+  } else if (sends_body(request)) {
+    const auto size = static_cast<curl_off_t>(t.upload.length);
+    if (request.method == "PUT") {
+      check(curl_easy_setopt(h, CURLOPT_UPLOAD, 1L));
+      check(curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, size));
+    } else {
+      check(curl_easy_setopt(h, CURLOPT_POST, 1L));
+      check(curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, size));
+    }
+    check(curl_easy_setopt(h, CURLOPT_READFUNCTION, &read_callback));
+    check(curl_easy_setopt(h, CURLOPT_READDATA, &t));
+    check(curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &seek_callback));
+    check(curl_easy_setopt(h, CURLOPT_SEEKDATA, &t));
   } else {
     check(curl_easy_setopt(h, CURLOPT_HTTPGET, 1L));
+    if (request.method == "DELETE") check(curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE"));
   }
   if (!text.range.empty()) check(curl_easy_setopt(h, CURLOPT_RANGE, text.range.c_str()));
   // No overall limit: a transfer that keeps the minimum rate is alive however
@@ -528,10 +617,13 @@ void describe_failure(CURLcode code, const Transfer& t, const ClientOptions& o, 
   if (code == CURLE_WEIRD_SERVER_REPLY)
     result.detail = std::string("the server's reply is not valid HTTP (") +
                     (t.error_buffer[0] != '\0' ? t.error_buffer : curl_easy_strerror(code)) + ")";
+  if (!t.upload.failure.empty()) result.detail = t.upload.failure;
+  const char* moved = t.upload.length > 0 ? "sent or received" : "received";
   if (t.stalled == Transfer::Stall::silent)
-    result.detail = "no data received for " + seconds_text(o.stall_window) + " (stall timeout)";
+    result.detail = std::string("no data ") + moved + " for " + seconds_text(o.stall_window) +
+                    " (stall timeout)";
   if (t.stalled == Transfer::Stall::slow)
-    result.detail = "less than " + std::to_string(o.min_rate) + " bytes/s received over " +
+    result.detail = "less than " + std::to_string(o.min_rate) + " bytes/s " + moved + " over " +
                     seconds_text(o.stall_window) + " (stall timeout)";
   // curl says "error setting certificate file" for a missing file, a folder
   // and a file without PEM certificates alike.
@@ -557,6 +649,13 @@ Result Client::perform(const Request& request, const BodySink& sink) {
   t.on_response = &request.on_response;
   t.response = &result.response;
   t.follow_redirects = request.follow_redirects;
+  if (const auto* memory = std::get_if<std::string>(&request.body)) {
+    t.upload.memory = memory;
+    t.upload.length = memory->size();
+  } else if (const auto* file = std::get_if<FileRange>(&request.body)) {
+    t.upload.file = *file;
+    t.upload.length = file->length;
+  }
 
   // Returns the handle to the pool on every exit path. Declared after
   // `text` so that the handle is reset before the strings it points to die.

@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 namespace e2s::detail::http {
@@ -20,9 +21,12 @@ struct Response;
 // AWS Signature Version 4, computed by libcurl (CURLOPT_AWS_SIGV4). libcurl
 // 7.88.1 signs the URL's path and query verbatim, so the caller must give
 // them already canonical (each path segment percent-encoded once, query
-// parameters sorted and encoded), and must add x-amz-content-sha256 (and
-// x-amz-security-token for session credentials) as headers: every header is
-// signed.
+// parameters sorted and encoded, a bare name as "name="), and must add
+// x-amz-content-sha256 (and x-amz-security-token for session credentials)
+// as headers: every header is signed. libcurl signs the payload hash that
+// header gives (7.87.0 and later); without it, it would hash only
+// CURLOPT_POSTFIELDS, never a streamed body, so a signed request with a body
+// must carry it (the body's hex SHA-256, or UNSIGNED-PAYLOAD).
 struct AwsSigV4 {
   std::string region;      // e.g. "us-east-1"
   std::string service;     // "s3"
@@ -30,8 +34,23 @@ struct AwsSigV4 {
   std::string secret_key;  // never logged
 };
 
+// `length` bytes of an open file from `offset`, sent as a request body as
+// libcurl asks for them (pread: never read whole into memory). The caller
+// keeps `fd` open until perform() returns. A file that ends before
+// offset + length fails the request (Transport::aborted), never pads it.
+struct FileRange {
+  int fd = -1;
+  std::uint64_t offset = 0;
+  std::uint64_t length = 0;
+};
+
+// What a PUT or POST sends: nothing (an empty body), bytes in memory, or a
+// part of a file. Each perform() sends it from its start, so a retried or
+// redirected request is whole.
+using RequestBody = std::variant<std::monostate, std::string, FileRange>;
+
 struct Request {
-  std::string method = "GET";             // "GET" or "HEAD"
+  std::string method = "GET";             // "GET", "HEAD", "PUT", "POST" or "DELETE"
   std::string url;
   // "Name: value"; never logged. A followed redirect to another scheme,
   // host or port drops Authorization (libcurl's rule) but carries every
@@ -42,6 +61,9 @@ struct Request {
   std::optional<std::uint64_t> range_end;    // inclusive; open-ended when absent
   bool follow_redirects = true;           // at most 10, to http(s) URLs with a host
   std::optional<AwsSigV4> aws_sigv4;      // sign the request; absent: unsigned
+  // PUT and POST only. libcurl sends a POST without a Content-Type header
+  // as application/x-www-form-urlencoded: give one.
+  RequestBody body;
   // Called once with the final response's status and headers, before the
   // first body byte of a 2xx response reaches the sink (so a caller can choose
   // where the bytes go, e.g. restart when a Range request got a 200). Return
@@ -89,11 +111,12 @@ using BodySink = std::function<bool(const char* data, std::size_t size)>;
 
 struct ClientOptions {
   // A request is abandoned as stalled (Transport::timeout) when no byte
-  // arrived for this long, or fewer than `min_rate` bytes a second over a
-  // window this long; connecting and waiting for the first byte count.
+  // arrived (or, of a request body, left) for this long, or fewer than
+  // `min_rate` bytes a second over a window this long; connecting and
+  // waiting for the first byte count.
   // Zero turns both checks off. Default: 30 s.
   std::chrono::milliseconds stall_window{30000};
-  // Bytes a second a request must at least receive, averaged over each
+  // Bytes a second a request must at least receive (or send), averaged over each
   // stall_window; 0 checks only for silence. Default: 1024.
   std::uint64_t min_rate = 1024;
   // Limit of the TCP+TLS connect; never more than stall_window. Default: 30 s.

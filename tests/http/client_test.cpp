@@ -499,6 +499,26 @@ TEST(HttpClient, MalformedRequestHeaderIsRefusedWithoutSending) {
   EXPECT_EQ(site.server.count("GET", "/f.bin"), 0u);
 }
 
+TEST(HttpClient, BodiesGoOnlyWithPutOrPostAndSignedOnesNeedTheirHash) {
+  // Refused before connecting: nothing listens on the discard port.
+  Client client;
+  Request with_body = get("http://127.0.0.1:9/f.bin");
+  with_body.body = std::string("x");
+  auto result = client.perform(with_body);
+  EXPECT_EQ(result.transport, Transport::other);
+  EXPECT_NE(result.detail.find("PUT or POST"), std::string::npos) << result.detail;
+
+  with_body.method = "PUT";
+  with_body.aws_sigv4 = AwsSigV4{"us-east-1", "s3", "AKIDEXAMPLE", "sekrit"};
+  result = client.perform(with_body);
+  EXPECT_EQ(result.transport, Transport::other);
+  EXPECT_NE(result.detail.find("x-amz-content-sha256"), std::string::npos) << result.detail;
+  EXPECT_EQ(result.detail.find("sekrit"), std::string::npos) << result.detail;
+
+  with_body.method = "PATCH";
+  EXPECT_EQ(client.perform(with_body).transport, Transport::other);
+}
+
 TEST(HttpClient, IgnoredRangeIsReportedAsPlainOk) {
   Site site;
   const auto content = e2s::test::make_bytes(4000, 42);

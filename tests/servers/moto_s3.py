@@ -73,6 +73,14 @@ Setup file (JSON, every key optional):
                                        bytes (a lying object; written through
                                        moto's backend, not through the S3 API)
       ],
+      "if_none_match": "refuse"  a server without conditional writes: a PUT or
+                                 POST to this bucket carrying If-None-Match gets
+                                 501 <Code>NotImplemented</Code> (as AWS says of
+                                 a header it does not implement); "ignore": the
+                                 header is dropped before moto sees it (the
+                                 write happens, whatever is there). moto itself
+                                 honours If-None-Match: * on PUT and on
+                                 CompleteMultipartUpload (412 PreconditionFailed)
       "generate": [{"prefix": "many/", "count": 1200}]
                                  keys "<prefix><i:05d>.txt" for i in 0..count-1,
                                  each holding its own key as bytes (written
@@ -188,6 +196,33 @@ def install_fixes():
         return original_permission(self, action, resource)
 
     FakeBucket.get_permission = get_permission
+
+
+def install_if_none_match(modes):
+    """Buckets whose server lacks conditional writes (see "if_none_match")."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    original = DomainDispatcherApplication.__call__
+    refusal = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
+               b'<Message>A header you provided implies functionality that is not implemented'
+               b'</Message><Header>If-None-Match</Header></Error>')
+
+    def call(self, environ, start_response):
+        bucket = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+        mode = modes.get(bucket)
+        if (mode and environ.get("REQUEST_METHOD") in ("PUT", "POST")
+                and "HTTP_IF_NONE_MATCH" in environ):
+            if mode == "ignore":
+                del environ["HTTP_IF_NONE_MATCH"]
+            else:
+                # Read, so that the client is never cut off mid-body.
+                environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+                start_response("501 Not Implemented", [("Content-Type", "application/xml"),
+                                                       ("Content-Length", str(len(refusal)))])
+                return [refusal]
+        return original(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = call
 
 
 def watch_stdin():
@@ -329,15 +364,20 @@ def main():
 
     if not args.pristine:
         install_fixes()
-    server = ThreadedMotoServer(args.host, args.port, verbose=False)
-    server.start()
-    port = server.get_host_and_port()[1]
-    endpoint = "http://%s:%d" % (args.host, port)
 
     setup = {}
     if args.setup:
         with open(args.setup, "rb") as f:
             setup = json.loads(f.read() or b"{}")
+    modes = {b["name"]: b["if_none_match"] for b in setup.get("buckets", []) if "if_none_match" in b}
+    if modes:
+        install_if_none_match(modes)
+
+    server = ThreadedMotoServer(args.host, args.port, verbose=False)
+    server.start()
+    port = server.get_host_and_port()[1]
+    endpoint = "http://%s:%d" % (args.host, port)
+
     result = apply_setup(setup, endpoint, args.region)
     if args.auth:
         # Enforcement starts with the next request (the allowance is a count).
