@@ -4,7 +4,6 @@
 #include <bit>
 #include <cmath>
 #include <cstdint>
-#include <exception>
 #include <new>
 #include <unordered_map>
 #include <utility>
@@ -19,8 +18,8 @@ namespace {
 // Containers inside containers: fsspec's index has 3 (the index, an entry's
 // details, a block list).
 constexpr std::size_t kMaxDepth = 16;
-// Values a pickle pushes or memoizes, values a JSON holds: bounds the memory
-// a hostile index costs to about 100 bytes an item.
+// Values a pickle pushes or memoizes, values a JSON holds: bounds what a
+// hostile index costs (under 200 MiB, at 64 MiB of input).
 constexpr std::size_t kMaxItems = 1'000'000;
 
 // The pickle opcodes run here (pickletools.py has them all).
@@ -142,6 +141,7 @@ class Unpickler {
   bool refuse(const std::string& why);
 
   bool read(std::size_t count, std::string_view& out);
+  bool framed(std::size_t count);
   bool read_le(std::size_t width, std::uint64_t& out);
 
   // The stack above the innermost MARK is all an opcode may take.
@@ -166,6 +166,8 @@ class Unpickler {
   std::string_view input_;
   std::size_t pos_ = 0;
   std::size_t op_start_ = 0;
+  bool in_frame_ = false;
+  std::size_t frame_end_ = 0;
   std::vector<Node> nodes_;
   std::vector<std::uint32_t> stack_;
   std::vector<std::uint32_t> memo_;
@@ -177,7 +179,9 @@ class Unpickler {
 std::optional<std::uint32_t> Unpickler::run() {
   while (pos_ < input_.size()) {
     op_start_ = pos_;
-    const auto code = static_cast<unsigned char>(input_[pos_++]);
+    std::string_view byte;
+    if (!read(1, byte)) return std::nullopt;
+    const auto code = static_cast<unsigned char>(byte[0]);
     if (code != op::kStop) {
       if (!step(code)) return std::nullopt;
       continue;
@@ -209,8 +213,23 @@ bool Unpickler::read(std::size_t count, std::string_view& out) {
   if (count > input_.size() - pos_) {
     return refuse(opcode_name(static_cast<unsigned char>(input_[op_start_])) + " runs past the end");
   }
+  if (!framed(count)) return false;
   out = input_.substr(pos_, count);
   pos_ += count;
+  return true;
+}
+
+// Python's pickler groups opcodes in FRAMEs, and writes a large str or bytes
+// after its opcode's frame: the bytes a read takes lie in the current frame,
+// or wholly after it (as pickle.py's reader checks; the C reader, given a
+// file, misreads a pickle whose frames are otherwise).
+bool Unpickler::framed(std::size_t count) {
+  if (!in_frame_) return true;
+  if (pos_ == frame_end_) {
+    in_frame_ = false;
+    return true;
+  }
+  if (count > frame_end_ - pos_) return refuse("an opcode crosses the end of its FRAME");
   return true;
 }
 
@@ -378,9 +397,12 @@ bool Unpickler::step(unsigned char code) {
       if (!read_le(1, value)) return false;
       if (value < 2 || value > 5) return refuse("pickle protocol " + std::to_string(value));
       return true;
-    case op::kFrame:  // a hint for buffering: only its length is checked
+    case op::kFrame:
       if (!read_le(8, value)) return false;
+      if (in_frame_ && pos_ != frame_end_) return refuse("a FRAME starts before the last one ends");
       if (value > input_.size() - pos_) return refuse("a FRAME runs past the end");
+      in_frame_ = true;
+      frame_end_ = pos_ + static_cast<std::size_t>(value);
       return true;
     case op::kMark:
       if (marks_.size() >= kMaxDepth) return refuse("nesting deeper than " + std::to_string(kMaxDepth));
@@ -553,6 +575,11 @@ class JsonBounds : public nlohmann::json_sax<Json> {
 };
 
 std::optional<std::vector<FsspecRecord>> parse_json(std::string_view bytes, std::string& reason) {
+  // nlohmann-json takes a NUL byte for the end of its input; JSON has none.
+  if (bytes.find('\0') != std::string_view::npos) {
+    reason = "neither a pickle nor JSON: a NUL byte";
+    return std::nullopt;
+  }
   JsonBounds bounds;
   if (!Json::sax_parse(bytes.begin(), bytes.end(), &bounds)) {
     reason = bounds.reason.empty() ? "neither a pickle nor JSON" : bounds.reason;
