@@ -117,6 +117,11 @@ int run_fetch(const GlobalOptions& global, const std::string& root, const std::v
     std::lock_guard lock(mutex);
     downloaded[progress.file] = progress.bytes_done;
   };
+  std::map<e2s::Origin, std::size_t> origins;  // where each file came from
+  options.on_resolved = [&](const e2s::Resolved& resolved) {
+    std::lock_guard lock(mutex);
+    ++origins[resolved.origin];
+  };
   e2s::Package package(root, options);
   const auto start = std::chrono::steady_clock::now();
   const std::vector<std::filesystem::path> paths =
@@ -139,6 +144,39 @@ int run_fetch(const GlobalOptions& global, const std::string& root, const std::v
               human_bytes(static_cast<double>(bytes)).c_str(), seconds,
               human_bytes(seconds > 0 ? static_cast<double>(bytes) / seconds : 0).c_str(),
               paths.size() - std::min(paths.size(), downloaded.size()));
+  std::printf("from: %zu cache, %zu other caches (hard links), %zu site mirror, %zu upstream\n",
+              origins[e2s::Origin::cache], origins[e2s::Origin::neighbour], origins[e2s::Origin::mirror],
+              origins[e2s::Origin::upstream]);
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
+// Fills the first writable site mirror with files of ROOT, from the cache
+// where they are.
+int run_mirror_push(const GlobalOptions& global, const std::string& root, const std::vector<std::string>& files,
+                    const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+  e2s::cli::ProgressBar bar(stderr, !global.quiet && ::isatty(STDERR_FILENO));
+  e2s::PackageOptions options = package_options(global, bar);
+  options.mirror.push = false;  // pushed below, every file, not only those fetched upstream
+  e2s::Package package(root, options);
+  const e2s::Package::MirrorPush pushed = package.push_to_mirror(files, include, exclude);
+  bar.clear();
+  std::printf("pushed %zu files (%s) of %s to the site mirror; %zu were there already\n", pushed.uploaded,
+              human_bytes(static_cast<double>(pushed.bytes)).c_str(), root.c_str(), pushed.present);
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
+int run_mirror_ls(const GlobalOptions& global, const std::string& root) {
+  e2s::cli::ProgressBar no_bar(stderr, false);
+  e2s::Package package(root, package_options(global, no_bar));
+  const std::vector<e2s::FileEntry> files = package.mirror_list();
+  if (files.empty()) {
+    return fail("no site mirror holds files of " + root + "; fill one with 'e2s mirror push " + root +
+                    "' (E2S_MIRROR names the mirrors)",
+                3);
+  }
+  for (const e2s::FileEntry& file : files) {
+    std::printf("%s\t%s\n", file.size ? std::to_string(*file.size).c_str() : "-", file.path.c_str());
+  }
   return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
 }
 
@@ -210,7 +248,9 @@ int main(int argc, char** argv) {
       "E2S_LOCKS=0 (no download locks between processes, for filesystems whose locks\n"
       "misbehave); E2S_LOCK_STALE_SECONDS (a lock holder without progress for this long is\n"
       "passed, default 120); E2S_HF_CACHE=read|share|off (use, also fill, or ignore\n"
-      "huggingface_hub's cache at HF_HUB_CACHE, default read).");
+      "huggingface_hub's cache at HF_HUB_CACHE, default read); E2S_MIRROR (site mirrors:\n"
+      "s3://bucket/prefix, http(s)://..., folders; comma-separated), E2S_MIRROR_PUSH=1 (upload\n"
+      "what this node fetched upstream).");
 
   std::string root;
   std::vector<std::string> files;
@@ -246,6 +286,28 @@ int main(int argc, char** argv) {
   ls->fallthrough();
   ls->add_option("ROOT", root, "Package root")->required();
 
+  std::vector<std::string> push_files, push_include, push_exclude;
+  CLI::App* mirror = app.add_subcommand("mirror", "Fill or list a site mirror (E2S_MIRROR): a shared, verified "
+                                                  "store of files between the nodes and the upstream stores");
+  mirror->fallthrough();
+  mirror->require_subcommand(1);
+  CLI::App* mirror_push = mirror->add_subcommand(
+      "push", "Upload files of package ROOT (from the cache where they are, else fetched) to the first "
+              "writable mirror in E2S_MIRROR, with their size and sha256; files already there are skipped");
+  mirror_push->fallthrough();
+  mirror_push->add_option("ROOT", root, "Package root")->required();
+  mirror_push->add_option("FILE", push_files, "File paths relative to ROOT (default: the whole package)");
+  mirror_push->add_option("--include", push_include, "Glob of files to push (repeatable)")->allow_extra_args(false);
+  mirror_push->add_option("--exclude", push_exclude, "Glob of files to leave out (repeatable)")
+      ->allow_extra_args(false);
+  mirror_push->footer(
+      "On a login node, before a job whose nodes have no internet:\n"
+      "  E2S_MIRROR=s3://site-models/e2s e2s mirror push hf://org/model --include '*.safetensors'");
+  CLI::App* mirror_ls = mirror->add_subcommand(
+      "ls", "List what the first mirror that has any holds for package ROOT: SIZE<TAB>PATH per line");
+  mirror_ls->fallthrough();
+  mirror_ls->add_option("ROOT", root, "Package root")->required();
+
   e2s::cli::CacheCommand cache(app);
 
   try {
@@ -265,6 +327,13 @@ int main(int argc, char** argv) {
   try {
     if (resolve->parsed()) return run_resolve(global, root, files);
     if (ls->parsed()) return run_ls(global, root);
+    if (mirror_push->parsed()) {
+      if (!push_files.empty() && (!push_include.empty() || !push_exclude.empty())) {
+        return fail("give FILEs or --include/--exclude, not both; see 'e2s mirror push --help'", 2);
+      }
+      return run_mirror_push(global, root, push_files, push_include, push_exclude);
+    }
+    if (mirror_ls->parsed()) return run_mirror_ls(global, root);
     if (cache.parsed()) {
       const std::filesystem::path cache_root =
           global.cache_dir.empty() ? e2s::Package::default_cache() : e2s::detail::absolute_folder(global.cache_dir);

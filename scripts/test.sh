@@ -66,7 +66,7 @@ tested=$(seconds_since "$tests_start")
 matrix_failed=()
 if [[ $matrix -eq 1 ]]; then
   matrix_start=$(date +%s)
-  cli_tests='^(cli_test|cache_cli_test|hf_cli_test|ngc_cli_test)\.'
+  cli_tests='^(cli_test|cache_cli_test|hf_cli_test|ngc_cli_test|mirror_cli_test)\.'
   for config in "build-relwithdebinfo --build-type RelWithDebInfo" "build-clang --clang"; do
     read -r dir options <<<"$config"
     # shellcheck disable=SC2086  # options are words

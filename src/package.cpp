@@ -76,14 +76,19 @@ struct Package::Impl {
                                 detail::lock_options(options, "extracting", archive.filename().string()));
   }
 
-  std::vector<fs::path> fetch(const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+  // The listing's files matching one of `include` (all when empty) and none of `exclude`.
+  std::vector<std::string> selected(const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
     std::vector<std::string> wanted;
     for (const FileEntry& file : list()) {
       if ((include.empty() || matches_any(include, file.path)) && !matches_any(exclude, file.path)) {
         wanted.push_back(file.path);
       }
     }
-    return resolve_all(wanted);
+    return wanted;
+  }
+
+  std::vector<fs::path> fetch(const std::vector<std::string>& include, const std::vector<std::string>& exclude) {
+    return resolve_all(selected(include, exclude));
   }
 
   std::vector<fs::path> resolve_all(const std::vector<std::string>& file_paths) {
@@ -164,12 +169,14 @@ std::vector<fs::path> Package::resolve_all(const std::vector<std::string>& file_
 
 std::vector<FileEntry> Package::list() { return impl_->list(); }
 
-Package::MirrorPush Package::push_to_mirror(const std::vector<std::string>& file_paths) {
+Package::MirrorPush Package::push_to_mirror(const std::vector<std::string>& file_paths,
+                                            const std::vector<std::string>& include,
+                                            const std::vector<std::string>& exclude) {
   if (!impl_->resolver) {
     throw Error(Errc::unsupported, impl_->root + " is a local folder: only remote roots are mirrored", impl_->root);
   }
   MirrorPush pushed;
-  for (const std::string& file : file_paths) {
+  for (const std::string& file : file_paths.empty() ? impl_->selected(include, exclude) : file_paths) {
     const auto [uploaded, bytes] = impl_->resolver->push_file(file);
     (uploaded ? pushed.uploaded : pushed.present) += 1;
     if (uploaded) pushed.bytes += bytes;

@@ -68,16 +68,19 @@ class Package {
                                            const std::vector<std::string>& exclude = {});
 
   // Site mirrors (PackageOptions::mirror, README "Running on a cluster"):
-  // resolves each of `file_paths` (from the cache when it is there) and
-  // uploads it, with its record, to the first writable mirror, unless the
-  // mirror holds those very bytes already. Throws Error(unsupported) when no
-  // mirror is writable, and what resolve() and the mirror throw.
+  // resolves each of `file_paths` (from the cache when it is there; when
+  // empty, the files fetch(include, exclude) would) and uploads it, with its
+  // record, to the first writable mirror, unless the mirror holds those very
+  // bytes already. Throws Error(unsupported) when no mirror is writable, and
+  // what resolve(), list() and the mirror throw.
   struct MirrorPush {
     std::size_t uploaded = 0;
     std::size_t present = 0;  // already in the mirror
     std::uint64_t bytes = 0;  // uploaded
   };
-  MirrorPush push_to_mirror(const std::vector<std::string>& file_paths);
+  MirrorPush push_to_mirror(const std::vector<std::string>& file_paths,
+                            const std::vector<std::string>& include = {},
+                            const std::vector<std::string>& exclude = {});
   // The files the first mirror that has any holds for this root: paths
   // relative to the root, with sizes, sorted.
   std::vector<FileEntry> mirror_list();

@@ -207,8 +207,13 @@ fs::path Resolver::adopt(const NeighbourFile& candidate, const std::string& key,
     if (linked) entry.linked = found.origin;
     fs::path final_path = cache_.commit(temp, entry);
     cache_.drop_temp(temp);
-    log::info("{}: {} {} ({} cache), nothing downloaded", key, linked ? "hard-linked" : "copied",
-              found.origin.path.string(), found.origin.cache);
+    if (origin == Origin::mirror) {
+      log::info("{}: from the site mirror {} ({}), nothing downloaded upstream", key, source,
+                linked ? "a hard link" : "a copy");
+    } else {
+      log::info("{}: {} {} ({} cache), nothing downloaded", key, linked ? "hard-linked" : "copied",
+                found.origin.path.string(), found.origin.cache);
+    }
     return remember(file_path, std::move(final_path), entry, origin,
                     source.empty() ? found.origin.path.string() : source);
   } catch (...) {
@@ -406,10 +411,8 @@ Resolver::MirrorLease Resolver::take_mirror_lease(const std::string& path, const
 }
 
 std::pair<bool, std::uint64_t> Resolver::push_file(std::string_view file_path) {
-  const fs::path local = resolve(file_path);
   const std::string path = validate_file_path(file_path, location_.root);
   const std::string key = location_.root + "/" + path;
-  const auto entry = cache_.read_entry(key);
   Mirror* target = nullptr;
   for (const auto& mirror : mirrors()) {
     if (mirror->writable()) {
@@ -422,6 +425,8 @@ std::pair<bool, std::uint64_t> Resolver::push_file(std::string_view file_path) {
                 "no writable site mirror to push " + key + " to; set E2S_MIRROR to s3://bucket/prefix or a folder",
                 key);
   }
+  const fs::path local = resolve(file_path);
+  const auto entry = cache_.read_entry(key);
   const auto mirror_key_of = entry ? mirror_key(location_, path, entry->version) : std::nullopt;
   if (!mirror_key_of) {
     throw Error(Errc::other, key + " has no key in a site mirror (no upstream version is recorded for it)", key);
