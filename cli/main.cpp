@@ -118,9 +118,11 @@ int run_fetch(const GlobalOptions& global, const std::string& root, const std::v
     downloaded[progress.file] = progress.bytes_done;
   };
   std::map<e2s::Origin, std::size_t> origins;  // where each file came from
+  std::map<e2s::Origin, std::uint64_t> origin_bytes;
   options.on_resolved = [&](const e2s::Resolved& resolved) {
     std::lock_guard lock(mutex);
     ++origins[resolved.origin];
+    origin_bytes[resolved.origin] += resolved.bytes;
   };
   e2s::Package package(root, options);
   const auto start = std::chrono::steady_clock::now();
@@ -144,9 +146,12 @@ int run_fetch(const GlobalOptions& global, const std::string& root, const std::v
               human_bytes(static_cast<double>(bytes)).c_str(), seconds,
               human_bytes(seconds > 0 ? static_cast<double>(bytes) / seconds : 0).c_str(),
               paths.size() - std::min(paths.size(), downloaded.size()));
-  std::printf("from: %zu cache, %zu other caches (hard links), %zu site mirror, %zu upstream\n",
-              origins[e2s::Origin::cache], origins[e2s::Origin::neighbour], origins[e2s::Origin::mirror],
-              origins[e2s::Origin::upstream]);
+  auto from = [&](e2s::Origin origin) {
+    return std::to_string(origins[origin]) + " (" + std::to_string(origin_bytes[origin]) + " B)";
+  };
+  std::printf("from: cache %s, other caches %s, site mirror %s, upstream %s\n", from(e2s::Origin::cache).c_str(),
+              from(e2s::Origin::neighbour).c_str(), from(e2s::Origin::mirror).c_str(),
+              from(e2s::Origin::upstream).c_str());
   return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
 }
 

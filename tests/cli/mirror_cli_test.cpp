@@ -62,7 +62,9 @@ TEST_F(MirrorCliTest, ALoginNodeFillsTheMirrorAndAnOfflineNodeReadsIt) {
   hub_->reset();
   const CliRun fetch = e2s({"-v", "fetch", "hf://acme/w", "weights.bin", "config.json"}, "compute", true);
   ASSERT_EQ(fetch.status, 0) << fetch.err;
-  EXPECT_TRUE(contains(fetch.out, "from: 0 cache, 0 other caches (hard links), 2 site mirror, 0 upstream")) << fetch.out;
+  EXPECT_TRUE(contains(fetch.out, "from: cache 0 (0 B), other caches 0 (0 B), site mirror 2 (" +
+                                      std::to_string(weights_.size() + 3) + " B), upstream 0 (0 B)"))
+      << fetch.out;
   EXPECT_TRUE(contains(fetch.err, "site mirror")) << "-v says where: " << fetch.err;
   EXPECT_TRUE(e2s::test::recorded_requests(*hub_).empty()) << "zero upstream requests";
 
