@@ -81,7 +81,7 @@ http {
   access_log off; sendfile on; keepalive_requests 100000;
   client_body_temp_path %(p)s/tmp; proxy_temp_path %(p)s/tmp; fastcgi_temp_path %(p)s/tmp;
   uwsgi_temp_path %(p)s/tmp; scgi_temp_path %(p)s/tmp;
-  log_format sent '$body_bytes_sent';
+  log_format sent '$body_bytes_sent $request_uri';
   server { listen 127.0.0.1:%(port)d; root %(root)s; access_log %(log)s sent; }
 }
 """ % {"p": self.prefix, "port": self.port, "root": root, "log": self.log})
@@ -93,7 +93,11 @@ http {
         """Body bytes sent since the last call (the log is rotated by truncation)."""
         time.sleep(0.3)  # nginx logs a request when it completes
         with open(self.log, "r+") as f:
-            total = sum(int(line) for line in f if line.strip().isdigit())
+            lines = [line.split() for line in f]
+            total = sum(int(parts[0]) for parts in lines if parts and parts[0].isdigit())
+            if os.environ.get("CLUSTER_DEBUG"):
+                for parts in lines:
+                    print(" ".join(parts))
             f.truncate(0)
         return total
 
@@ -129,7 +133,9 @@ def run_nodes(e2s, work, root, files, count, mirror, env_base):
         env["EARTH2STUDIO_MODEL_CACHE"] = os.path.join(work, "node-%d" % i)
         if mirror:
             env.update({"E2S_MIRROR": mirror, "E2S_MIRROR_PUSH": "1"})
-        procs.append((time.time(), subprocess.Popen([e2s, "-q", "fetch", root] + files, env=env,
+        verbosity = "-v" if os.environ.get("CLUSTER_DEBUG") else "-q"
+        extra = os.environ.get("CLUSTER_ARGS", "").split()
+        procs.append((time.time(), subprocess.Popen([e2s, verbosity] + extra + ["fetch", root] + files, env=env,
                                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     slowest, mirror_bytes = 0.0, 0
     for start, proc in procs:
@@ -137,6 +143,8 @@ def run_nodes(e2s, work, root, files, count, mirror, env_base):
         slowest = max(slowest, time.time() - start)
         if proc.returncode != 0:
             sys.exit("a node failed (%d): %s" % (proc.returncode, err.strip()))
+        if os.environ.get("CLUSTER_DEBUG"):
+            print("---- node took %.1f s\n%s" % (time.time() - start, err[-3000:]))
         match = re.search(r"site mirror \d+ \((\d+) B\)", out)
         mirror_bytes += int(match.group(1)) if match else 0
     for i in range(count):

@@ -374,10 +374,23 @@ fs::path Resolver::download(const std::string& key, const std::string& path, std
   // Fan-in: of the nodes that miss the file at once, the one holding the
   // mirror's lease goes upstream; the others wait for its copy.
   MirrorLease lease = take_mirror_lease(path, file);
+  if (lease.mirror && !lease.held) {
+    log::info("{}: another node is fetching it for the site mirror {}; waiting for its copy", key,
+              lease.mirror->url());
+  }
   while (lease.mirror && !lease.held) {
     std::this_thread::sleep_for(kMirrorPoll);
+    lock.heartbeat();  // waiting on the mirror is progress for this cache's waiters
     if (auto got = from_mirrors(key, path, file_path, &file, lock, false)) return *got;
     lease = take_mirror_lease(path, file);
+  }
+  if (lease.held) {
+    // The holder before this node pushes, then releases: a lease taken after
+    // that release finds the copy in place.
+    if (auto got = from_mirrors(key, path, file_path, &file, lock, false)) {
+      lease.mirror->release_lease(lease.key);
+      return *got;
+    }
   }
   fs::path final_path = transfer(file, key, path, file_path, lock, "", file.version, Origin::upstream, "",
                                  [&source, &key](const http::Result& failed, int attempts) {
@@ -398,10 +411,8 @@ Resolver::MirrorLease Resolver::take_mirror_lease(const std::string& path, const
     const auto key = mirror_key(location_, path, file.version);
     if (!key) return lease;
     try {
-      const bool held = mirror->take_lease(key->key, options_.clock() + mirror_settings_.lease);
-      if (!held) log::info("{}/{}: another node is fetching it for the site mirror {}; waiting for its copy",
-                           location_.root, path, mirror->url());
-      return MirrorLease{mirror.get(), key->key, held};
+      return MirrorLease{mirror.get(), key->key,
+                         mirror->take_lease(key->key, options_.clock() + mirror_settings_.lease)};
     } catch (const Error& error) {
       log::warn("site mirror {}: cannot take a lease on {}: {}", mirror->url(), key->key, error.what());
       return lease;
