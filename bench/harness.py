@@ -941,6 +941,9 @@ def shown_args(argv):
     return "".join(" " + a for a in shown)
 
 
+CLUSTER_HEADING = "## Cluster start-up through a site mirror"
+
+
 def write_markdown(path, args, info, rows, targets, results, notes, commands):
     parts = ["# e2s benchmark results", "",
              "Written by `./bench/run.sh" + shown_args(args.argv) +
@@ -958,8 +961,15 @@ def write_markdown(path, args, info, rows, targets, results, notes, commands):
               "`D` is a fresh empty folder each run, `ROOT`/`URL` the loopback server of the "
               "workload.", ""]
     parts += [md_table(["workload", "tool", "command"], commands), ""]
+    # bench/cluster.py's section is its own: kept as it was.
+    kept = ""
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        at = old.find(CLUSTER_HEADING)
+        kept = old[at:] if at >= 0 else ""
     with open(path, "w") as f:
-        f.write("\n".join(parts))
+        f.write("\n".join(parts) + ("\n" + kept if kept else ""))
 
 
 # --- main ------------------------------------------------------------------------

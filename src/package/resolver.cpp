@@ -188,14 +188,19 @@ fs::path Resolver::adopt(const NeighbourFile& candidate, const std::string& key,
       wrong = "has MD5 " + digest->md5 + ", not " + found.md5;
     }
     if (!wrong.empty()) {
-      const bool hf = found.origin.cache == "hf";
+      const std::string& cache = found.origin.cache;
+      const char* where = cache == "hf" ? " in the Hugging Face cache " : cache == "mirror" ? " in the site mirror "
+                                                                                           : " in Earth2Studio's cache ";
+      const char* instead = cache == "hf" ? "set E2S_HF_CACHE=off" : cache == "mirror" ? "push it again"
+                                                                                      : "set another cache_storage";
       throw Error(Errc::integrity,
-                  found.origin.path.string() + " in the " + (hf ? "Hugging Face" : "Earth2Studio") + " cache " +
-                      wrong + ", so it is not " + key + "; delete it, or set " +
-                      (hf ? "E2S_HF_CACHE=off" : "another cache_storage") + " to download the file instead",
+                  found.origin.path.string() + where + wrong + ", so it is not " + key + "; delete it, or " + instead +
+                      " to download the file instead",
                   key);
     }
-    if (!found.unverified.empty()) log::info("{}: taking {} unverified: {}", key, found.origin.path.string(), found.unverified);
+    if (!found.unverified.empty()) {
+      log::info("{}: taking {} unverified: {}", key, found.origin.path.string(), found.unverified);
+    }
     CacheEntry entry;
     entry.key = key;
     entry.file_path = path;

@@ -150,6 +150,22 @@ TEST_F(S3MirrorTest, AnOfflineNodeFindsABranchThroughTheMirrorsRefs) {
   EXPECT_TRUE(e2s::test::recorded_requests(*hub_).empty()) << "zero upstream requests";
 }
 
+// The branch moves to a new commit with new bytes: the mirror's copy of the
+// old commit is not the file any more.
+TEST_F(S3MirrorTest, ABranchThatMovedIsNotServedTheOldCommit) {
+  ASSERT_EQ(TempDir::read_file(e2s::Package("hf://acme/w", node("a", true)).resolve("config.json")), config_);
+  const std::string moved = R"({"channels": 5})";
+  repos_.write_file("models/acme/w/v2/config.json", moved);
+  repos_.write_file("models/acme/w/repo.json", R"({"revisions": {"main": "v2"}})");
+  e2s::PackageOptions b = node("b");
+  e2s::Origin origin = e2s::Origin::cache;
+  b.on_resolved = [&](const e2s::Resolved& resolved) { origin = resolved.origin; };
+  EXPECT_EQ(TempDir::read_file(e2s::Package("hf://acme/w", b).resolve("config.json")), moved);
+  EXPECT_EQ(origin, e2s::Origin::upstream);
+  // The old commit, pinned, is still served from the mirror.
+  EXPECT_EQ(TempDir::read_file(e2s::Package("hf://acme/w@" + commit(), node("c")).resolve("config.json")), config_);
+}
+
 // Eight nodes miss the same file at once: the lease lets one go upstream
 // while the others wait for its copy in the mirror.
 TEST_F(S3MirrorTest, NodesMissingAFileAtOnceFetchItUpstreamAboutOnce) {
