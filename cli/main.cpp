@@ -20,6 +20,9 @@
 #include "cache_command.hpp"
 #include "e2s/e2s.hpp"
 #include "env.hpp"
+#include "http/client.hpp"
+#include "http/retry.hpp"
+#include "mirror/mirror.hpp"
 #include "progress_bar.hpp"
 
 namespace {
@@ -170,7 +173,28 @@ int run_mirror_push(const GlobalOptions& global, const std::string& root, const 
   return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
 }
 
+// Every key of every mirror (SIZE<TAB>MIRROR<TAB>KEY): what a mirror holds,
+// for all roots.
+int run_mirror_ls_all(const GlobalOptions& global) {
+  e2s::cli::ProgressBar no_bar(stderr, false);
+  const e2s::PackageOptions options = package_options(global, no_bar);
+  const e2s::detail::MirrorSettings settings = e2s::detail::mirror_settings(options.mirror);
+  if (settings.urls.empty()) return fail("no site mirror is set; set E2S_MIRROR (see 'e2s --help')", 2);
+  e2s::detail::http::Client client;
+  e2s::detail::Retrier retrier(options.retry);
+  const e2s::detail::StoreContext context{&client, &retrier, options.hf, options.ngc, options.s3, options.gcs};
+  for (const std::string& url : settings.urls) {
+    const auto mirror = e2s::detail::make_mirror(url, context);
+    for (const std::string& key : mirror->list("")) {
+      const auto copy = mirror->find(key);
+      if (copy) std::printf("%llu\t%s\t%s\n", static_cast<unsigned long long>(copy->record.size), url.c_str(), key.c_str());
+    }
+  }
+  return std::fflush(stdout) == 0 ? 0 : fail("cannot write to stdout", 1);
+}
+
 int run_mirror_ls(const GlobalOptions& global, const std::string& root) {
+  if (root.empty()) return run_mirror_ls_all(global);
   e2s::cli::ProgressBar no_bar(stderr, false);
   e2s::Package package(root, package_options(global, no_bar));
   const std::vector<e2s::FileEntry> files = package.mirror_list();
@@ -309,9 +333,10 @@ int main(int argc, char** argv) {
       "On a login node, before a job whose nodes have no internet:\n"
       "  E2S_MIRROR=s3://site-models/e2s e2s mirror push hf://org/model --include '*.safetensors'");
   CLI::App* mirror_ls = mirror->add_subcommand(
-      "ls", "List what the first mirror that has any holds for package ROOT: SIZE<TAB>PATH per line");
+      "ls", "List what the first mirror that has any holds for package ROOT: SIZE<TAB>PATH per line; "
+            "without ROOT, every file of every mirror: SIZE<TAB>MIRROR<TAB>KEY");
   mirror_ls->fallthrough();
-  mirror_ls->add_option("ROOT", root, "Package root")->required();
+  mirror_ls->add_option("ROOT", root, "Package root (default: everything)");
 
   e2s::cli::CacheCommand cache(app);
 

@@ -3,6 +3,7 @@
 // node fills the mirror, compute nodes without internet read it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 
 #include "safety/safety_env.hpp"
@@ -58,6 +59,11 @@ TEST_F(MirrorCliTest, ALoginNodeFillsTheMirrorAndAnOfflineNodeReadsIt) {
   const CliRun ls = e2s({"mirror", "ls", "hf://acme/w"}, "login");
   ASSERT_EQ(ls.status, 0) << ls.err;
   EXPECT_EQ(ls.out, "3\tconfig.json\n" + std::to_string(weights_.size()) + "\tweights.bin\n");
+
+  const CliRun all = e2s({"mirror", "ls"}, "login");
+  ASSERT_EQ(all.status, 0) << all.err;
+  EXPECT_TRUE(contains(all.out, "3\t" + mirror_.path().string() + "\thf/models/acme/w/")) << all.out;
+  EXPECT_EQ(std::count(all.out.begin(), all.out.end(), '\n'), 2) << all.out;
 
   hub_->reset();
   const CliRun fetch = e2s({"-v", "fetch", "hf://acme/w", "weights.bin", "config.json"}, "compute", true);
